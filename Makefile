@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each makes .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test bench clean
+
+# torch and torchvision are pinned here (pip takes this pair from local disk);
+# pyproject asks only for compatible ranges.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m cnnlab.demo
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -n 2 -q
+
+bench: $(VENV)/.dev
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
