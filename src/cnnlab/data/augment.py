@@ -153,12 +153,13 @@ class Augmenter:
         mirror = 1.0 - 2.0 * per_sample(flips, False, 2)
         cos, sin = torch.cos(angle), torch.sin(angle)
         # In centred pixel coordinates (x right, y down), an output pixel q samples the input at
-        # R (Z M q) - t: flip M, then zoom Z, then rotation R, as Keras composes them.
-        linear = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-        linear = linear * (zoom * mirror)[:, None, :]
+        # R (Z M q - t): flip M, zoom Z, shift t along the output's axes, rotation R, as Keras composes them.
+        rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+        linear = rotation * (zoom * mirror)[:, None, :]
         # affine_grid works in [-1, 1] per axis: conjugate by S = diag(W/2, H/2).
         aspect = torch.tensor([[1.0, height / width], [width / height, 1.0]], device=x.device)
-        translation = -shift * torch.tensor([2.0 / width, 2.0 / height], device=x.device)
+        translation = -(rotation @ shift[:, :, None])[:, :, 0] * torch.tensor([2.0 / width, 2.0 / height],
+                                                                               device=x.device)
         theta = torch.cat([linear * aspect, translation[:, :, None]], dim=2)
         grid = F.affine_grid(theta, (n, x.shape[1], height, width), align_corners=False)
         out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode=self.options.fill, align_corners=False)

@@ -28,7 +28,7 @@ class Splits:
     input_shape: tuple[int, int, int]  # (C, H, W)
     spec: str
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each unreadable file left out
-    official: tuple[str, ...] = ()  # the splits taken from the source's own partition, not drawn here
+    official: tuple[str, ...] = ()  # the splits that are the source's own, not drawn with the seed
 
 
 def split_off(indices: np.ndarray, targets: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +97,9 @@ def load_data(spec: str, image_size: int | None = None, seed: int = 0, validatio
     if train_fraction < 1.0:
         train, _ = split_off(train, targets, 1.0 - train_fraction, seed)
 
-    official = tuple(name for name in ("test", "val") if name in given and not (name == "val" and val is None))
+    drawn = {"train"} if train_fraction < 1.0 else set()
+    official = tuple(name for name in ("train", "val", "test")
+                     if name in given and name not in drawn and not (name == "val" and val is None))
     return Splits(
         train=source.data.subset(train),
         val=None if val is None else source.data.subset(val),
