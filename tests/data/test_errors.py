@@ -106,3 +106,12 @@ def test_flowers_without_setid(flowers_dir):
 def test_flowers_with_a_missing_image(flowers_dir):
     (flowers_dir / "jpg" / "image_00007.jpg").unlink()
     raises(DataError, f"flowers102:{flowers_dir}", flowers_dir / "jpg" / "image_00007.jpg", "1 of 18 missing")
+
+
+def test_flowers_with_the_wrong_mat_file(flowers_dir):
+    from scipy.io import savemat
+
+    savemat(flowers_dir / "setid.mat", {"train": np.arange(1, 7)[None]})
+    raises(DataError, f"flowers102:{flowers_dir}", flowers_dir / "setid.mat", "'trnid'", "Got ['train']")
+    (flowers_dir / "imagelabels.mat").write_bytes(b"garbage")
+    raises(DataError, f"flowers102:{flowers_dir}", flowers_dir / "imagelabels.mat", "not a readable MATLAB file")

@@ -135,3 +135,21 @@ def test_file_dataset_caches_decoded_images_and_shares_the_cache(image_folder):
     assert splits.train[0][0] is first
     assert splits.train.subset([0])[0][0] is first
 
+
+
+def test_mnist_also_reads_torchvisions_raw_layout(mnist_dir):
+    flat = load_data(f"mnist:{mnist_dir}")
+    raw = mnist_dir / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in list(mnist_dir.glob("*-ubyte*")):
+        path.rename(raw / path.name)
+    nested = load_data(f"mnist:{mnist_dir}")
+    assert torch.equal(nested.train.x, flat.train.x) and torch.equal(nested.test.index, flat.test.index)
+
+
+def test_file_dataset_works_in_dataloader_worker_processes(image_folder):
+    from torch.utils.data import DataLoader
+
+    dataset = load_data(f"folder:{image_folder}", image_size=8).train
+    images, labels = next(iter(DataLoader(dataset, batch_size=len(dataset), num_workers=2)))
+    assert torch.equal(images, dataset.load()) and torch.equal(labels, dataset.targets)

@@ -50,10 +50,11 @@ def _read_mat(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
     try:
         content = loadmat(path)
     except Exception as error:  # scipy raises several types for a damaged .mat file
-        raise DataError(f"The file {path} is not a readable MATLAB file ({error.__class__.__name__}: {error}).") from None
-    missing = [key for key in keys if key not in content]
-    if missing:
-        raise DataError(f"The file {path} must hold the arrays {keys}. Got {sorted(k for k in content if not k.startswith('__'))} instead.")
+        raise DataError(f"The file {path} is not a readable MATLAB file "
+                        f"({error.__class__.__name__}: {error}).") from None
+    if any(key not in content for key in keys):
+        found = sorted(key for key in content if not key.startswith("__"))
+        raise DataError(f"The file {path} must hold the arrays {keys}. Got {found} instead.")
     return {key: np.asarray(content[key]).reshape(-1).astype(np.int64) for key in keys}
 
 

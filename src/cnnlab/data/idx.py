@@ -66,28 +66,40 @@ def read_pair(images_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def find_images_files(directory: Path) -> dict[str, Path]:
+    """{prefix: images file} in `directory`, or in torchvision's layout below it (`raw/`, `MNIST/raw/`, ...)."""
+    for folder in [directory, directory / "raw", *sorted(directory.glob("*/raw"))]:
+        found = {}
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            match = IMAGES_PATTERN.match(path.name)
+            if match and path.is_file():
+                found.setdefault(match["prefix"], path)  # plain before .gz when both exist
+        if found:
+            return found
+    raise DataError(f"The directory {directory} must hold IDX files named like 'train-images-idx3-ubyte[.gz]' "
+                    f"and 'train-labels-idx1-ubyte[.gz]' (directly or in raw/). Found none.")
+
+
+def is_test_prefix(prefix: str) -> bool:
+    """MNIST and Fashion-MNIST call their test files t10k-*, EMNIST emnist-*-test-*."""
+    return prefix.rsplit("-", 1)[-1] in ("t10k", "test")
+
+
 @register_spec("mnist", "MNIST / Fashion-MNIST IDX files in DIR (t10k-* is the test split when present)",
                image_size=28, channels=1, needs_dir=True)
 def load_mnist(directory: Path, image_size: int, channels: int) -> Source:
-    prefixes = {}
-    for path in sorted(directory.iterdir()):
-        match = IMAGES_PATTERN.match(path.name)
-        if match and path.is_file():
-            prefixes.setdefault(match["prefix"], path)  # plain before .gz when both exist
-    if not prefixes:
-        raise DataError(f"The directory {directory} must hold IDX files named like "
-                        f"'train-images-idx3-ubyte[.gz]' and 'train-labels-idx1-ubyte[.gz]'. Found none.")
+    prefixes = find_images_files(directory)
     pairs = {prefix: read_pair(path) for prefix, path in prefixes.items()}
     shapes = {prefix: images.shape[1:] for prefix, (images, _) in pairs.items()}
     if len(set(shapes.values())) > 1:
         raise DataError(f"The IDX image files in {directory} must share one image size. Got {shapes} instead.")
-    # t10k goes last, so the official test split is the tail of the concatenation.
-    order = sorted(pairs, key=lambda prefix: (prefix == "t10k", prefix))
+    # Test files go last, so the official test split is the tail of the concatenation.
+    order = sorted(pairs, key=lambda prefix: (is_test_prefix(prefix), prefix))
     images = np.concatenate([pairs[p][0] for p in order])
     labels = np.concatenate([pairs[p][1] for p in order]).astype(np.int64)
     class_names = [str(label) for label in range(int(labels.max()) + 1)]
     source = array_source(images / np.float32(255.0), labels, class_names, image_size, channels)
-    if "t10k" in pairs and len(pairs) > 1:
-        n_test = len(pairs["t10k"][1])
+    n_test = sum(len(pairs[p][1]) for p in order if is_test_prefix(p))
+    if 0 < n_test < len(labels):
         source.official["test"] = torch.arange(len(labels) - n_test, len(labels))
     return source

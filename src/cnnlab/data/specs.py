@@ -65,7 +65,8 @@ def registered_specs() -> dict[str, DataSpec]:
 def parse_spec(spec: str) -> tuple[DataSpec, Path | None]:
     """The registered entry `spec` names and its directory, which exists when the entry needs one."""
     if not isinstance(spec, str) or not spec.strip():
-        raise SpecError(f"The data spec must be a non-empty string such as 'digits' or 'folder:DIR'. Got {spec!r} instead.")
+        raise SpecError(f"The data spec must be a non-empty string such as 'digits' or 'folder:DIR'. "
+                        f"Got {spec!r} instead.")
     name, _, directory = spec.strip().partition(":")
     if name not in _REGISTRY:
         raise SpecError(unknown("data spec", name, list_datasets()))
