@@ -94,7 +94,9 @@ def to_string(layers: list[Layer]) -> str:
     parts = []
     for layer in layers:
         positional, defaults = _SIGNATURES[layer.kind]
-        values = [layer.args[p] for p in positional if p not in defaults or layer.args[p] != defaults[p]]
+        values = [layer.args[p] for p in positional]
+        while values and positional[len(values) - 1] in defaults and values[-1] == defaults[positional[len(values) - 1]]:
+            values.pop()  # drop trailing defaults only, so positions still line up
         parts.append(f"{layer.kind}({','.join(str(v) for v in values)})" if values else layer.kind)
     return "-".join(parts)
 

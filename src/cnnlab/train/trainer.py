@@ -1,0 +1,258 @@
+"""The Trainer: the loop and the callbacks, nothing else (Keras' `fit` / `evaluate` / `predict`).
+
+Determinism: epoch e shuffles with ``np.random.default_rng(seed + e)`` (the
+NumPy engine uses the same order), and dropout and augmentation draw from
+generators reseeded at every epoch, so a run resumed from its checkpoint
+continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import nullcontext
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from cnnlab.errors import ConfigError
+from cnnlab.train.callbacks import CallbackList
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("The --device option asks for cuda, but no CUDA device is available; use --device cpu.")
+    return torch.device(device)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision on a device, or None for fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("The --precision fp16 needs a CUDA device (a grad scaler keeps fp16 stable there); "
+                          "on the CPU use bf16.")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+class Trainer:
+    """Fit a classifier that outputs logits; report loss and accuracy per epoch.
+
+    Args:
+        model: any nn.Module mapping (N, C, H, W) inputs to (N, classes) logits.
+        optimizer, scheduler: the scheduler is stepped after every batch.
+        preprocess: module applied to [0, 1] images before the model (normalisation, ZCA).
+        augmenter: ``augmenter(images, generator) -> images``, applied to training batches only.
+        callbacks: `Callback` objects; one may set ``trainer.stop_training``.
+        print_fn: where epoch lines go; progress: show a live bar on a terminal.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None, *,
+                 device: str | torch.device = "cpu", precision: str = "fp32", label_smoothing: float = 0.0,
+                 preprocess: nn.Module | None = None, augmenter: Callable | None = None,
+                 callbacks: Iterable = (), seed: int = 0, workers: int = 0,
+                 print_fn: Callable[[str], None] = print, progress: bool = True, verbose: bool = True):
+        self.device = torch.device(device)
+        self.amp_dtype = autocast_dtype(precision, self.device)
+        self.channels_last = self.device.type == "cuda"
+        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else
+                              torch.preserve_format)
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self.label_smoothing = label_smoothing
+        self.preprocess = (preprocess or nn.Identity()).to(self.device)
+        self.augmenter = augmenter
+        self.callbacks = CallbackList(callbacks, self)
+        self.seed, self.workers = seed, workers
+        self.print_fn, self.progress, self.verbose = print_fn, progress, verbose
+        self.history: list[dict] = []
+        self.epoch = 0  # epochs completed
+        self.stop_training = False
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self, train, val=None, epochs: int = 10, batch_size: int = 100, shuffle: bool = True) -> list[dict]:
+        """Train until `epochs` epochs are done in all (a resumed trainer continues from `self.epoch`)."""
+        self.stop_training = False
+        self.callbacks.on_train_begin()
+        while self.epoch < epochs and not self.stop_training:
+            epoch = self.epoch
+            self.callbacks.on_epoch_begin(epoch)
+            started = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            loss, accuracy = self._train_epoch(train, epoch, epochs, batch_size, shuffle)
+            logs = {"epoch": epoch + 1, "lr": lr, "loss": loss, "accuracy": accuracy}
+            if val is not None and len(val):
+                logs["val_loss"], logs["val_accuracy"] = self._evaluate(val, batch_size=max(batch_size, 256))
+            logs["seconds"] = time.perf_counter() - started
+            self.history.append(logs)
+            self.epoch = epoch + 1
+            if self.verbose:
+                self.print_fn(_epoch_line(logs, epochs))
+            self.callbacks.on_epoch_end(epoch, logs)
+        self.callbacks.on_train_end()
+        return self.history
+
+    def _train_epoch(self, data, epoch: int, epochs: int, batch_size: int, shuffle: bool) -> tuple[float, float]:
+        self.model.train()
+        torch.manual_seed(self.seed * 1_000_003 + epoch)  # dropout draws from the global generator
+        generator = None
+        if self.augmenter is not None:
+            generator = torch.Generator(device=self.device).manual_seed(self.seed * 7919 + epoch)
+        n = len(data)
+        order = np.random.default_rng(self.seed + epoch).permutation(n) if shuffle else np.arange(n)
+        bar = self._bar(n, f"Epoch {epoch + 1}/{epochs}")
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        for batch, (x, y) in enumerate(self._batches(data, order, batch_size)):
+            if generator is not None:
+                x = self.augmenter(x, generator)
+            loss, batch_correct = self._step(x, y)
+            loss_sum += loss.detach() * len(y)
+            correct += batch_correct
+            seen += len(y)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}", refresh=False)
+                bar.update(len(y))
+            self.callbacks.on_batch_end(batch, {"loss": loss})
+        if bar is not None:
+            bar.close()
+        return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            logits = self.model(self.preprocess(x))
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss, (logits.argmax(dim=1) == y).sum()
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, data, batch_size: int = 500) -> dict:
+        """Mean loss and accuracy on a data set, without augmentation."""
+        loss, accuracy = self._evaluate(data, batch_size)
+        return {"loss": loss, "accuracy": accuracy}
+
+    @torch.no_grad()
+    def _evaluate(self, data, batch_size: int) -> tuple[float, float]:
+        loss_sum, correct = 0.0, 0
+        for logits, y in self._logits(data, batch_size):
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == y).sum().item()
+        return loss_sum / max(len(data), 1), correct / max(len(data), 1)
+
+    @torch.no_grad()
+    def predict(self, data, batch_size: int = 500) -> torch.Tensor:
+        """Class probabilities (N, classes) on the CPU, for a data set or a (N, C, H, W) tensor of [0, 1] images."""
+        if torch.is_tensor(data):
+            data = _TensorData(data, torch.zeros(len(data), dtype=torch.long))
+        return torch.cat([logits.softmax(dim=1).cpu() for logits, _ in self._logits(data, batch_size)])
+
+    def _logits(self, data, batch_size: int):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for x, y in self._batches(data, np.arange(len(data)), batch_size):
+                with self._autocast():
+                    yield self.model(self.preprocess(x)).float(), y
+        finally:
+            self.model.train(was_training)
+
+    # --------------------------------------------------------------- helpers
+    def _batches(self, data, order: np.ndarray, batch_size: int):
+        """Batches on the device in `order`: tensors are sliced directly, file data goes through a DataLoader."""
+        chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        if hasattr(data, "x") and torch.is_tensor(data.x):
+            for chunk in chunks:
+                index = torch.from_numpy(chunk)
+                yield self._to_device(data.x[index], data.y[index])
+            return
+        loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        for x, y in loader:
+            yield self._to_device(x, torch.as_tensor(y))
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        x = x.to(self.device, non_blocking=non_blocking)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=non_blocking)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _bar(self, total: int, description: str):
+        if not (self.progress and self.verbose):
+            return None
+        from tqdm.auto import tqdm
+
+        # disable=None: tqdm draws only on a terminal, so logs and pipes get no per-batch lines
+        return tqdm(total=total, desc=description, unit="img", unit_scale=False, leave=False,
+                    disable=None, file=sys.stderr, dynamic_ncols=True)
+
+    def scale_lr(self, factor: float, min_lr: float = 0.0) -> None:
+        """Multiply the learning rate from now on by `factor` (used by ReduceLROnPlateau)."""
+        if self.scheduler is not None and hasattr(self.scheduler, "base_lrs"):
+            self.scheduler.base_lrs = [max(lr * factor, min_lr) for lr in self.scheduler.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] = max(group["lr"] * factor, min_lr)
+        self.print_fn(f"Learning rate scaled by {factor:g}.")
+
+    # ---------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs: weights, optimiser, scheduler, scaler, history, callbacks."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": self.epoch,
+            "history": self.history,
+            "callbacks": self.callbacks.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = state["epoch"]
+        self.history = list(state["history"])
+        self.callbacks.load_state_dict(state.get("callbacks", {}))
+        torch.set_rng_state(state["torch_rng"])
+
+
+class _TensorData:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def _epoch_line(logs: dict, epochs: int) -> str:
+    parts = [f"Epoch {logs['epoch']}/{epochs}", f"loss {logs['loss']:.4f}", f"accuracy {logs['accuracy']:.4f}"]
+    if "val_loss" in logs:
+        parts += [f"val_loss {logs['val_loss']:.4f}", f"val_accuracy {logs['val_accuracy']:.4f}"]
+    parts += [f"lr {logs['lr']:.3g}", f"{logs['seconds']:.1f}s"]
+    return "  ".join(parts)
