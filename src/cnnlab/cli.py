@@ -14,19 +14,35 @@ from cnnlab.errors import CnnlabError, similar
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that suggest the nearest option name."""
+    """argparse with one-line errors that suggest the nearest option or command name."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's hook
+    def error(self, message: str):  # argparse's hook
         if message.startswith("unrecognized arguments:"):
-            words = [w for w in message.split(":", 1)[1].split() if w.startswith("--")]
-            options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
-            hints = "".join(similar(w, options) for w in words[:1])
-            message = f"{message}.{hints}" if hints else message
+            words = [w.split("=")[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
+            hint = similar(words[0], self._option_names()) if words else ""
+            message = f"{message}.{hint}" if hint else message
+        elif "invalid choice:" in message:
+            choice = message.split("invalid choice:", 1)[1].split("(")[0].strip(" '")
+            message = message + "." + similar(choice, self._command_names())
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _child_parsers(self):
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from action.choices.items()
+
+    def _command_names(self) -> list[str]:
+        return [name for name, _ in self._child_parsers()]
+
+    def _option_names(self) -> set[str]:
+        names = {o for action in self._actions for o in action.option_strings if o.startswith("--")}
+        for _, parser in self._child_parsers():
+            names |= parser._option_names()
+        return names
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="data spec: digits, lfw-faces, mnist:DIR, folder:DIR, flowers102:DIR")
+    p.add_argument("--data", help="data spec: digits, lfw-faces, mnist:DIR, folder:DIR, flowers102:DIR")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--optimizer", default="sgd", help="sgd, adam or adamw")
@@ -48,6 +64,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=None, help="early stopping after N epochs without progress")
     p.add_argument("--reduce-lr-patience", type=int, default=None, help="halve lr after N epochs without progress")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for file data")
+    p.add_argument("--train-fraction", type=float, default=1.0, help="stratified share of the training part to use")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--out", default=None, help="run directory (default runs/<data>-<model>)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
@@ -59,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a CNN from a spec on a data set")
-    p.add_argument("--model", required=True, help="registered name (cnnlab models) or a spec string")
+    p.add_argument("--model", help="registered name (cnnlab models) or a spec string")
+    p.add_argument("--engine", default="torch", help="torch, or numpy for the from-scratch engine")
     _add_train_options(p)
     p.set_defaults(handler=_train)
 
@@ -79,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", default=None, help="C,H,W (default: the model's own, or 1,28,28)")
     p.add_argument("--classes", type=int, default=10)
     p.set_defaults(handler=_summary)
+
+    _add_explain_commands(sub)
 
     p = sub.add_parser("models", help="list registered models and backbones")
     p.set_defaults(handler=_models)
@@ -127,6 +147,53 @@ def _datasets(args) -> None:
 
     for name, description in list_datasets().items():
         print(f"{name:<16} {description}")
+
+
+def _add_explain_commands(sub) -> None:
+    p = sub.add_parser("explain", help="saliency, guided backprop, Grad-CAM and occlusion maps for image files")
+    p.add_argument("model", help="run directory or pretrained:NAME")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--method", default="gradcam", help="comma-separated: saliency, guided, rectified, gradcam, "
+                   "gradcam-guided, gradcam-rectified, guided-gradcam, occlusion")
+    p.add_argument("--target", default=None, help="class index or name (default: the predicted class)")
+    p.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last convolutional layer)")
+    p.add_argument("--out", default="explanations")
+    p.add_argument("--batch", type=int, default=None, help="occluded copies per forward pass (default: chosen)")
+    p.add_argument("--patch", type=int, default=None, help="occlusion patch side (default: 1/8 of the input)")
+    p.add_argument("--stride", type=int, default=None, help="occlusion stride (default: half the patch)")
+    p.add_argument("--fill", type=float, default=0.5, help="occlusion patch value in [0, 1] image units")
+    p.set_defaults(handler=_explain)
+
+    p = sub.add_parser("visualize", help="first-layer filters, feature maps, activation maximisation")
+    p.add_argument("model", help="run directory or pretrained:NAME")
+    p.add_argument("--what", required=True, help="filters, feature-maps or activation-max")
+    p.add_argument("--layer", default=None, help="layer name (feature maps: comma-separated)")
+    p.add_argument("--image", default=None, help="image for feature maps")
+    p.add_argument("--classes", default=None, help="activation-max: class names or indices (channels with --layer)")
+    p.add_argument("--steps", type=int, default=200, help="activation-max gradient steps")
+    p.add_argument("--input-range", default="0,1", help="activation-max: LOW,HIGH of the input")
+    p.add_argument("--jitter", type=int, default=1)
+    p.add_argument("--l2", type=float, default=0.5)
+    p.add_argument("--tv", type=float, default=2.0, help="total-variation weight")
+    p.add_argument("--blur-every", type=int, default=4)
+    p.add_argument("--blur-sigma", type=float, default=0.5)
+    p.add_argument("--out", default="visualizations")
+    p.set_defaults(handler=_visualize)
+
+
+def _explain(args) -> None:
+    from cnnlab.explain.api import explain_files
+
+    explain_files(args.model, args.images, methods=args.method, target=args.target, layer=args.layer, out=args.out,
+                  batch=args.batch, patch=args.patch, stride=args.stride, fill=args.fill)
+
+
+def _visualize(args) -> None:
+    from cnnlab.explain.api import visualize
+
+    visualize(args.model, args.what, layer=args.layer, image=args.image, classes=args.classes, out=args.out,
+              steps=args.steps, input_range=args.input_range, jitter=args.jitter, l2=args.l2, tv=args.tv,
+              blur_every=args.blur_every, blur_sigma=args.blur_sigma)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,11 +45,15 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     if not data or not model:
         raise ConfigError("cnnlab train needs --data and --model (or --resume DIR).")
     config = TrainConfig(data=data, model=model, **options)
+    preflight(config)
     from cnnlab.data import load_data
 
     splits = load_data(config.data, image_size=config.image_size, seed=config.seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        train_fraction=config.train_fraction)
+    if splits.skipped:
+        print_fn(f"Skipped {len(splits.skipped)} unreadable file(s): " + "; ".join(splits.skipped[:10])
+                 + (" ..." if len(splits.skipped) > 10 else ""))
     if config.engine == "numpy":
         from cnnlab.train.scratch_run import train_scratch
 
@@ -60,6 +64,15 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     network = create_model(config.model, len(splits.class_names), splits.input_shape)
     return fit_run(network, splits, config, _prepare_out(out, config, overwrite), {"model": config.model},
                    quiet=quiet, print_fn=print_fn, progress=progress)
+
+
+def preflight(config: TrainConfig) -> None:
+    """Check what can be checked before anything is written: device, precision, augmentation options."""
+    from cnnlab.data import parse_augment
+    from cnnlab.train.trainer import autocast_dtype
+
+    autocast_dtype(config.precision, resolve_device(config.device))
+    parse_augment(config.augment)
 
 
 def fit_run(network: nn.Module, splits, config: TrainConfig, run_dir: Path, model_config: dict, *,

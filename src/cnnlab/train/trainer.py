@@ -84,9 +84,9 @@ class Trainer:
             epoch = self.epoch
             self.callbacks.on_epoch_begin(epoch)
             started = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
             loss, accuracy = self._train_epoch(train, epoch, epochs, batch_size, shuffle)
-            logs = {"epoch": epoch + 1, "lr": lr, "loss": loss, "accuracy": accuracy}
+            # the rate the next update will use, as the NumPy engine reports it
+            logs = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "loss": loss, "accuracy": accuracy}
             if val is not None and len(val):
                 logs["val_loss"], logs["val_accuracy"] = self._evaluate(val, batch_size=max(batch_size, 256))
             logs["seconds"] = time.perf_counter() - started
