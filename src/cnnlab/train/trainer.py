@@ -106,7 +106,7 @@ class Trainer:
             generator = torch.Generator(device=self.device).manual_seed(self.seed * 7919 + epoch)
         n = len(data)
         order = np.random.default_rng(self.seed + epoch).permutation(n) if shuffle else np.arange(n)
-        bar = self._bar(n, f"Epoch {epoch + 1}/{epochs}")
+        bar = self._bar(-(-n // batch_size), f"Epoch {epoch + 1}/{epochs}")
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
@@ -118,8 +118,10 @@ class Trainer:
             correct += batch_correct
             seen += len(y)
             if bar is not None:
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}", refresh=False)
-                bar.update(len(y))
+                rate = seen / max(bar.format_dict["elapsed"], 1e-9)
+                bar.set_postfix_str(f"loss {loss_sum.item() / seen:.4f}  accuracy {correct.item() / seen:.4f}  "
+                                    f"{rate:,.0f} img/s", refresh=False)
+                bar.update(1)
             self.callbacks.on_batch_end(batch, {"loss": loss})
         if bar is not None:
             bar.close()
@@ -204,8 +206,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         # disable=None: tqdm draws only on a terminal, so logs and pipes get no per-batch lines
-        return tqdm(total=total, desc=description, unit="img", unit_scale=False, leave=False,
-                    disable=None, file=sys.stderr, dynamic_ncols=True)
+        return tqdm(total=total, desc=description, unit="batch", leave=False, disable=None, file=sys.stderr,
+                    dynamic_ncols=True, bar_format="{desc} {n_fmt}/{total_fmt} batches |{bar:24}| {elapsed}<{remaining}"
+                    "{postfix}")
 
     def scale_lr(self, factor: float, min_lr: float = 0.0) -> None:
         """Multiply the learning rate from now on by `factor` (used by ReduceLROnPlateau)."""
