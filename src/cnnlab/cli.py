@@ -81,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     p.set_defaults(handler=_train)
 
+    p = sub.add_parser("finetune", help="fine-tune a pretrained backbone with a new head on a data set")
+    p.add_argument("--backbone", help="efficientnet_lite0, resnet18 ... resnet152 or timm:NAME")
+    p.add_argument("--weights", default=None, metavar="FILE", help="pretrained weights (default: found on disk)")
+    p.add_argument("--freeze", default="backbone", help="backbone, none or until:LAYER (the first layer that trains)")
+    p.add_argument("--unfreeze-after", type=int, default=None, metavar="N", help="unfreeze after N epochs")
+    p.add_argument("--unfreeze", default="all", help="what --unfreeze-after unfreezes: all or until:LAYER")
+    p.add_argument("--head-lr", type=float, default=None, help="learning rate of the new head (default --lr)")
+    p.add_argument("--backbone-lr", type=float, default=None, help="of trainable backbone layers (default head-lr/10)")
+    p.add_argument("--no-cache", dest="cache", action="store_false", help="recompute frozen features every epoch")
+    _add_train_options(p)
+    p.set_defaults(handler=_finetune, optimizer="adam", epochs=5, batch_size=32)
+
     p = sub.add_parser("evaluate", help="accuracy and loss of a run on its test split or other data")
     p.add_argument("run_dir")
     p.add_argument("--data", default=None)
@@ -112,6 +124,13 @@ def _train(args) -> None:
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
     train(**options)
+
+
+def _finetune(args) -> None:
+    from cnnlab.finetune import finetune
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    finetune(**options)
 
 
 def _evaluate(args) -> None:

