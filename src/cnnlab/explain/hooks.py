@@ -1,0 +1,146 @@
+"""Everything that reaches into a model while it is explained.
+
+- `Hooks` owns forward hooks that capture a layer's output as a fresh leaf
+  tensor, so a backward pass can stop there (Grad-CAM, feature maps);
+  `release()` removes them, and it works as a context manager.
+- `relu_rule(rule)` is a context for the forward pass: a torch-function mode
+  that swaps the backward rule of every ReLU-family activation the pass
+  calls, however it is called: ``nn.ReLU`` (in
+  place or not), ``nn.ReLU6``, ``F.relu``, ``torch.relu``, ``Tensor.relu_``, or a
+  module that applies one internally (timm's ``BatchNormAct2d``). Module hooks
+  (captum's approach) see only ``nn.ReLU`` modules and miss the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+
+# The backward rules for ReLU-family activations; None is the ordinary gradient.
+RULES = ("guided", "rectified")
+
+
+def _relu_range(func, args, kwargs) -> tuple[float, float] | None:
+    """The (low, high) clipping range when `func(*args, **kwargs)` is a ReLU-family activation, else None."""
+    if func in _RELU:
+        return 0.0, math.inf
+    if func is F.relu6:
+        return 0.0, 6.0
+    if func in (F.hardtanh, F.hardtanh_):
+        low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+        high = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+        return (float(low), float(high)) if low == 0 else None
+    return None
+
+
+_RELU = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+
+
+class _Rule:
+    """The backward rule the activations of one forward pass follow; it may change between backward passes."""
+
+    def __init__(self, rule: str | None):
+        self.rule = rule
+
+
+class _ReLUFamily(torch.autograd.Function):
+    """Runs the activation unchanged; its backward follows ``rule.rule``.
+
+    ordinary:  grad * [low < y < high]
+    guided:    max(grad, 0) * [low < y < high]   (Springenberg et al.)
+    rectified: max(grad, 0)                      (deconvnet; keras-vis "relu" modifier)
+    """
+
+    @staticmethod
+    def forward(ctx, x, func, args, kwargs, low, high, rule):
+        y = func(x, *args, **kwargs)
+        if y is x:  # in-place activation: autograd must know the input was overwritten
+            ctx.mark_dirty(x)
+        ctx.save_for_backward(y)
+        ctx.low, ctx.high, ctx.rule = low, high, rule
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        if ctx.rule.rule == "rectified":
+            return grad.clamp(min=0), None, None, None, None, None, None
+        active = y > ctx.low
+        if ctx.high != math.inf:
+            active &= y < ctx.high
+        if ctx.rule.rule == "guided":
+            grad = grad.clamp(min=0)
+        return grad * active, None, None, None, None, None, None
+
+
+class _ReLUBackwardMode(TorchFunctionMode):
+    def __init__(self, rule: _Rule):
+        super().__init__()
+        self.rule = rule
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        clip = _relu_range(func, args, kwargs)
+        if clip is None or not isinstance(args[0], torch.Tensor):
+            return func(*args, **kwargs)
+        return _ReLUFamily.apply(args[0], func, args[1:], kwargs, *clip, self.rule)
+
+
+@contextmanager
+def relu_rule(rule: str | None):
+    """Within the context, ReLU-family activations record `rule`'s backward (None: the ordinary one).
+
+    Yields the rule holder: setting its ``.rule`` changes the rule of the
+    activations already recorded, so one forward pass serves several backward passes.
+    """
+    holder = _Rule(rule)
+    with _ReLUBackwardMode(holder):
+        yield holder
+
+
+class Capture:
+    """The output of one layer (``.value``, None until the model runs), ready to differentiate against.
+
+    With ``cut`` the output becomes a leaf, so nothing upstream of the layer is
+    recorded and a backward pass to it ends there.
+    """
+
+    def __init__(self, cut: bool = True):
+        self.cut = cut
+        self.value: torch.Tensor | None = None
+
+    def hook(self, module: nn.Module, inputs, output):
+        if not isinstance(output, torch.Tensor):
+            return None
+        self.value = output.detach().requires_grad_() if self.cut else output
+        # The model continues with a clone, so its later in-place ops (ResNet's `out += identity`) leave
+        # `value` intact.
+        return self.value.clone()
+
+
+class Hooks:
+    """Owns every hook and mode placed on a model; `release()` removes them all. Use it as a context manager."""
+
+    def __init__(self):
+        self._handles: list = []
+
+    def capture(self, module: nn.Module, cut: bool = True) -> Capture:
+        """Capture `module`'s output on every forward pass (the last call wins)."""
+        capture = Capture(cut)
+        self._handles.append(module.register_forward_hook(capture.hook))
+        return capture
+
+    def release(self) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+
+    def __enter__(self) -> "Hooks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

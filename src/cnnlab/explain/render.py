@@ -1,0 +1,138 @@
+"""Drawing maps: one helper puts any map onto its image; the rest lay figures out and save them.
+
+Figures are made with matplotlib's object API on the Agg canvas (no pyplot,
+no display needed) and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from cnnlab.train.rundir import atomic_write
+
+
+def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A (C, H, W) tensor or (H, W[, C]) array in [0, 1] as an (H, W, 3) float array."""
+    array = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, float)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = array.transpose(1, 2, 0)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.clip(array, 0, 1)
+
+
+def normalize(heatmap: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A map scaled to [0, 1] by its own minimum and maximum (a constant map becomes zeros)."""
+    array = heatmap.detach().cpu().float().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap, float)
+    low, high = float(array.min()), float(array.max())
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+def overlay(image: torch.Tensor | np.ndarray, heatmap: torch.Tensor | np.ndarray, cmap: str = "jet",
+            alpha: float = 0.5) -> np.ndarray:
+    """`heatmap` (H, W), min-max scaled and coloured with `cmap`, blended over `image`: an (H, W, 3) uint8 array.
+
+    The map must already be at the image's resolution (explanations return it so).
+    """
+    picture = to_numpy_image(image)
+    heat = normalize(heatmap)
+    if heat.shape != picture.shape[:2]:
+        raise ValueError(f"The map's shape {heat.shape} differs from the image's {picture.shape[:2]}.")
+    coloured = colormaps[cmap](heat)[..., :3]
+    return (255 * ((1 - alpha) * picture + alpha * coloured)).round().astype(np.uint8)
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=figure.dpi, bbox_inches="tight", pad_inches=0.05)
+    atomic_write(path, lambda temporary: open(temporary, "wb").write(buffer.getvalue()))
+
+
+def _panel(axis, picture, title: str = "", fontsize: int = 9) -> None:
+    axis.imshow(picture, interpolation="nearest" if picture.shape[0] < 64 else "antialiased")
+    axis.set_title(title, fontsize=fontsize)
+    axis.axis("off")
+
+
+def explanation_figure(image, heatmap, method: str, caption: str) -> Figure:
+    """Two panels: the image and the map over it, titled with the prediction."""
+    picture = to_numpy_image(image)
+    figure = Figure(figsize=(6, 2.9 * picture.shape[0] / picture.shape[1] + 0.7), dpi=100)
+    left, right = figure.subplots(1, 2)
+    _panel(left, to_numpy_image(image), "input")
+    _panel(right, overlay(image, heatmap), method)
+    figure.suptitle(caption, fontsize=10)
+    return figure
+
+
+def occlusion_figure(image, probability, predicted: np.ndarray, class_names: Sequence[str], caption: str,
+                     target_name: str) -> Figure:
+    """Three panels: the image, the target's probability as the patch moves, and the class predicted there."""
+    picture = to_numpy_image(image)
+    figure = Figure(figsize=(9.6, 2.8 * picture.shape[0] / picture.shape[1] + 0.7), dpi=100)
+    left, middle, right = figure.subplots(1, 3)
+    _panel(left, to_numpy_image(image), "input")
+    shown = middle.imshow(np.asarray(probability), cmap="viridis", vmin=0, vmax=1)
+    middle.set_title(f"p({_short(target_name)}) with the patch here", fontsize=9)
+    middle.axis("off")
+    figure.colorbar(shown, ax=middle, fraction=0.046, pad=0.03)
+    classes, counts = np.unique(predicted, return_counts=True)
+    order = classes[np.argsort(-counts)]
+    palette = colormaps["tab10"]
+    colour_of = {c: palette(i % 10) for i, c in enumerate(order)}
+    right.imshow(np.array([[colour_of[c] for c in row] for row in predicted]), interpolation="nearest")
+    right.set_title("predicted class with the patch here", fontsize=9)
+    right.axis("off")
+    handles = [right.scatter([], [], color=colour_of[c], marker="s", label=_short(class_names[c])) for c in order[:6]]
+    right.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    figure.suptitle(caption, fontsize=10)
+    return figure
+
+
+def contact_sheet(images: Sequence, heatmaps: dict[str, Sequence], captions: Sequence[str]) -> Figure:
+    """Rows = images, columns = the input then one overlay per method."""
+    columns = 1 + len(heatmaps)
+    aspect = float(np.mean([to_numpy_image(i).shape[0] / to_numpy_image(i).shape[1] for i in images]))
+    figure = Figure(figsize=(1.9 * columns, (1.9 * aspect + 0.3) * len(images)), dpi=100)
+    axes = np.array(figure.subplots(len(images), columns, squeeze=False))
+    for row, image in enumerate(images):
+        _panel(axes[row, 0], to_numpy_image(image), captions[row], fontsize=7)
+        for column, (method, maps) in enumerate(heatmaps.items(), start=1):
+            _panel(axes[row, column], overlay(image, maps[row]), method if row == 0 else "", fontsize=8)
+    figure.subplots_adjust(wspace=0.04, hspace=0.18)
+    return figure
+
+
+def grid_figure(tiles: Sequence[np.ndarray], titles: Sequence[str] | None = None, title: str = "",
+                columns: int | None = None, cmap: str = "gray", tile_inches: float = 1.0) -> Figure:
+    """Tiles (H, W) or (H, W, 3) in a grid, each scaled on its own, with optional titles."""
+    count = len(tiles)
+    columns = columns or int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    figure = Figure(figsize=(tile_inches * columns, tile_inches * rows + (0.35 if title else 0)), dpi=100)
+    axes = np.array(figure.subplots(rows, columns, squeeze=False)).flatten()
+    for index, axis in enumerate(axes):
+        axis.axis("off")
+        if index < count:
+            tile = normalize(tiles[index])
+            axis.imshow(tile, cmap=None if tile.ndim == 3 else cmap, interpolation="nearest")
+            if titles:
+                axis.set_title(titles[index], fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.subplots_adjust(wspace=0.08, hspace=0.3 if titles else 0.08)
+    return figure
+
+
+def _short(name: str, width: int = 18) -> str:
+    name = str(name)
+    return name if len(name) <= width else name[: width - 1] + "…"
