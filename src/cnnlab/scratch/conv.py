@@ -30,9 +30,10 @@ def conv3d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 class Conv2D(Layer):
     """torch.nn.Conv2d on (N, C, H, W) input: weight (C_out, C_in, k, k), bias (C_out,), stride, zero padding.
 
-    The output has shape (N, C_out, H_out, W_out) but is stored channel-major
-    (memory order C_out, N, H_out, W_out): that is how the single matrix product
-    produces it, and the next layers neither care nor copy.
+    Arrays keep the shape (N, C, H, W) but are stored batch-last (memory order
+    C, H, W, N): a shifted window slice then copies runs of W * N contiguous
+    numbers instead of W, which makes im2col and col2im several times faster,
+    and it is the order in which the matrix product produces the output anyway.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
@@ -50,38 +51,46 @@ class Conv2D(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         k, s, p = self.kernel_size, self.stride, self.padding
+        x = batch_last(x)
         if p:
-            x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+            padded = np.zeros((x.shape[1], x.shape[2] + 2 * p, x.shape[3] + 2 * p, len(x)), dtype=x.dtype)
+            padded[:, p:-p, p:-p] = x.transpose(1, 2, 3, 0)
+            x = padded.transpose(3, 0, 1, 2)
         n, c, h, w = x.shape
         windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (N, C, H_out, W_out, k, k), a view
         h_out, w_out = windows.shape[2:4]
-        columns_shape = (c, k, k, n, h_out, w_out)
+        columns_shape = (c, k, k, h_out, w_out, n)
         if self.columns is None or self.columns.shape != columns_shape or self.columns.dtype != x.dtype:
             self.columns = np.empty(columns_shape, dtype=x.dtype)
-        np.copyto(self.columns, windows.transpose(1, 4, 5, 0, 2, 3))  # the one copy: im2col
+        np.copyto(self.columns, windows.transpose(1, 4, 5, 2, 3, 0))  # the one copy: im2col
         self.padded_shape = x.shape
         kernels = self.weight.value.reshape(len(self.weight.value), -1)  # (C_out, C*k*k)
-        out = kernels @ self.columns.reshape(c * k * k, -1)  # (C_out, N*H_out*W_out)
+        out = kernels @ self.columns.reshape(c * k * k, -1)  # (C_out, H_out*W_out*N)
         out += self.bias.value[:, None]
-        return out.reshape(-1, n, h_out, w_out).transpose(1, 0, 2, 3)  # (N, C_out, H_out, W_out)
+        return out.reshape(-1, h_out, w_out, n).transpose(3, 0, 1, 2)  # (N, C_out, H_out, W_out), batch-last
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         k, s, p = self.kernel_size, self.stride, self.padding
-        c, _, _, n, h_out, w_out = self.columns.shape
-        dout_rows = dout.transpose(1, 0, 2, 3).reshape(len(self.weight.value), -1)  # (C_out, N*H_out*W_out)
-        columns = self.columns.reshape(c * k * k, -1)  # (C*k*k, N*H_out*W_out)
+        c, _, _, h_out, w_out, n = self.columns.shape
+        dout_rows = batch_last(dout).transpose(1, 2, 3, 0).reshape(len(self.weight.value), -1)  # (C_out, H_out*W_out*N)
+        columns = self.columns.reshape(c * k * k, -1)  # (C*k*k, H_out*W_out*N)
         # (columns @ dout_rows.T).T is dout_rows @ columns.T; BLAS does the long sum faster this way round
         self.weight.grad += (columns @ dout_rows.T).T.reshape(self.weight.value.shape)
         self.bias.grad += dout_rows.sum(axis=1)
         if not input_grad:
             return None
         kernels = self.weight.value.reshape(len(self.weight.value), -1)
-        dcolumns = (kernels.T @ dout_rows).reshape(c, k, k, n, h_out, w_out)
+        dcolumns = (kernels.T @ dout_rows).reshape(c, k, k, h_out, w_out, n)
         # col2im: each kernel offset (i, j) adds its share back onto the pixels it read.
         _, _, h, w = self.padded_shape
-        dx = np.zeros((c, n, h, w), dtype=dcolumns.dtype)  # channel-major, like the forward output
+        dx = np.zeros((c, h, w, n), dtype=dcolumns.dtype)
         for i in range(k):
             for j in range(k):
-                dx[:, :, i:i + s * (h_out - 1) + 1:s, j:j + s * (w_out - 1) + 1:s] += dcolumns[:, i, j]
-        dx = dx.transpose(1, 0, 2, 3)  # (N, C, H, W)
+                dx[:, i:i + s * (h_out - 1) + 1:s, j:j + s * (w_out - 1) + 1:s] += dcolumns[:, i, j]
+        dx = dx.transpose(3, 0, 1, 2)  # (N, C, H, W), batch-last
         return dx[:, :, p:h - p, p:w - p] if p else dx
+
+
+def batch_last(x: np.ndarray) -> np.ndarray:
+    """The same (N, C, H, W) array stored batch-last (memory order C, H, W, N); copies only if it is not already."""
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)

@@ -29,7 +29,7 @@ class MaxPool2D(Layer):
         n, c, h, w = x.shape
         h_out, w_out = (h - self.size) // self.stride + 1, (w - self.size) // self.stride + 1
         windows = _offset_slices(self.size, self.stride, h_out, w_out)
-        out = x[next(windows)].copy()  # (N, C, H_out, W_out)
+        out = x[next(windows)].copy(order="K")  # (N, C, H_out, W_out), stored like x
         for window in windows:
             np.maximum(out, x[window], out=out)
         self.inputs, self.outputs = x, out
@@ -37,8 +37,8 @@ class MaxPool2D(Layer):
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
         x, out = self.inputs, self.outputs
-        dx = np.zeros(x.shape, dtype=dout.dtype)
-        routed = np.zeros(out.shape, dtype=bool)  # windows whose maximum has had its gradient
+        dx = np.zeros_like(x, dtype=dout.dtype)
+        routed = np.zeros_like(out, dtype=bool)  # windows whose maximum has had its gradient
         for window in _offset_slices(self.size, self.stride, *out.shape[2:]):
             # scanning offsets row-major, only the first maximum of a window takes the gradient, as in torch
             winner = (x[window] == out) & ~routed
@@ -57,14 +57,14 @@ class AvgPool2D(Layer):
         n, c, h, w = x.shape
         h_out, w_out = (h - self.size) // self.stride + 1, (w - self.size) // self.stride + 1
         windows = _offset_slices(self.size, self.stride, h_out, w_out)
-        out = x[next(windows)].copy()
+        out = x[next(windows)].copy(order="K")
         for window in windows:
             out += x[window]
-        self.input_shape = x.shape
+        self.inputs = x
         return out * x.dtype.type(1 / self.size ** 2)
 
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        dx = np.zeros(self.input_shape, dtype=dout.dtype)
+        dx = np.zeros_like(self.inputs, dtype=dout.dtype)
         share = dout * dout.dtype.type(1 / self.size ** 2)
         for window in _offset_slices(self.size, self.stride, *dout.shape[2:]):
             dx[window] += share
