@@ -105,6 +105,16 @@ def test_dropout_masks_are_seeded_and_switch_off_in_evaluation():
     np.testing.assert_array_equal(first.forward(x, training=False), first.forward(x, training=False))
 
 
+@pytest.mark.parametrize("options, message", [({"lr": 0}, "'lr' parameter of SGD"),
+                                              ({"lr": 0.1, "momentum": 1.0}, "'momentum' parameter"),
+                                              ({"lr": 0.1, "decay": -1}, "'decay' parameter"),
+                                              ({"lr": 0.1, "nesterov": True}, "nesterov")])
+def test_sgd_rejects_bad_options_with_a_message_that_says_the_range(options, message):
+    net = scratch.build("flatten-dense(2)", 2, (1, 2, 2))
+    with pytest.raises(ValueError, match=message):
+        scratch.SGD(net.parameters(), **options)
+
+
 def test_the_engine_imports_without_torch():
     code = "import sys, cnnlab.scratch, cnnlab.spec; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

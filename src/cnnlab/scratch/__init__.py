@@ -11,7 +11,9 @@ in order, backward in reverse. That is all backpropagation is.
 Convolution is done without pixel loops: `sliding_window_view` exposes every
 k x k window as a view, one copy lays the windows out as columns ("im2col"),
 and one matrix product applies all kernels to all windows. Pooling loops only
-over the k * k offsets inside a window.
+over the k * k offsets inside a window. Arrays have the shape (N, C, H, W) but
+the convolutions store them batch-last in memory (see `Conv2D`), which the
+element-wise layers preserve; NumPy's strides hide this from everything else.
 
 The engine speaks the torch side's language: `build("seed-cnn", 10, (1, 28, 28))`
 reads the same spec strings, names its parameters like the torch model

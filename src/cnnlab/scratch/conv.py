@@ -72,7 +72,8 @@ class Conv2D(Layer):
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         k, s, p = self.kernel_size, self.stride, self.padding
         c, _, _, h_out, w_out, n = self.columns.shape
-        dout_rows = batch_last(dout).transpose(1, 2, 3, 0).reshape(len(self.weight.value), -1)  # (C_out, H_out*W_out*N)
+        # (C_out, H_out*W_out*N), a view when dout is stored batch-last as the forward output was
+        dout_rows = batch_last(dout).transpose(1, 2, 3, 0).reshape(len(self.weight.value), -1)
         columns = self.columns.reshape(c * k * k, -1)  # (C*k*k, H_out*W_out*N)
         # (columns @ dout_rows.T).T is dout_rows @ columns.T; BLAS does the long sum faster this way round
         self.weight.grad += (columns @ dout_rows.T).T.reshape(self.weight.value.shape)
