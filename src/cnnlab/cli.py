@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_explain_commands(sub)
 
+    p = sub.add_parser("report", help="one self-contained HTML page showing a run: curves, errors, explanations")
+    p.add_argument("run_dir")
+    p.add_argument("--data", default=None, help="data spec whose test split to use (default: the run's own)")
+    p.add_argument("--samples", type=int, default=1000, help="test images evaluated at most (drawn at random)")
+    p.add_argument("--out", default=None, help="HTML file (default RUN_DIR/report.html)")
+    p.set_defaults(handler=_report)
+
     p = sub.add_parser("models", help="list registered models and backbones")
     p.set_defaults(handler=_models)
     p = sub.add_parser("datasets", help="list data specs")
@@ -159,6 +166,12 @@ def _models(args) -> None:
         print(f"{name:<14} {description}")
     print("\nbackbones (cnnlab finetune --backbone, pretrained:NAME): " + ", ".join(backbone_names()))
     print("\nor a spec string, e.g. 'conv(32,3)-relu-maxpool(2)-flatten-dense(128)-relu-dropout(0.5)-dense(classes)'")
+
+
+def _report(args) -> None:
+    from cnnlab.report import write_report
+
+    write_report(args.run_dir, data=args.data, samples=args.samples, out=args.out)
 
 
 def _datasets(args) -> None:
