@@ -24,10 +24,13 @@ def _pair(kind, dtype):
         return layer, module, (2, 3, 9, 8)
     if kind == "dense":
         return Dense(6, 5, rng=rng, dtype=dtype), torch.nn.Linear(6, 5), (4, 6)
-    layers = {"maxpool": (MaxPool2D(2), torch.nn.MaxPool2d(2)), "maxpool-overlapping": (MaxPool2D(3, 2), torch.nn.MaxPool2d(3, 2)),
-              "avgpool": (AvgPool2D(2), torch.nn.AvgPool2d(2)), "avgpool-overlapping": (AvgPool2D(3, 1), torch.nn.AvgPool2d(3, 1)),
-              "flatten": (Flatten(), torch.nn.Flatten()), "relu": (ReLU(), torch.nn.ReLU()), "tanh": (Tanh(), torch.nn.Tanh()),
-              "sigmoid": (Sigmoid(), torch.nn.Sigmoid()), "softmax": (Softmax(), torch.nn.Softmax(dim=1))}
+    layers = {"maxpool": (MaxPool2D(2), torch.nn.MaxPool2d(2)),
+              "maxpool-overlapping": (MaxPool2D(3, 2), torch.nn.MaxPool2d(3, 2)),
+              "avgpool": (AvgPool2D(2), torch.nn.AvgPool2d(2)),
+              "avgpool-overlapping": (AvgPool2D(3, 1), torch.nn.AvgPool2d(3, 1)),
+              "flatten": (Flatten(), torch.nn.Flatten()), "relu": (ReLU(), torch.nn.ReLU()),
+              "tanh": (Tanh(), torch.nn.Tanh()), "sigmoid": (Sigmoid(), torch.nn.Sigmoid()),
+              "softmax": (Softmax(), torch.nn.Softmax(dim=1))}
     layer, module = layers[kind]
     return layer, module, (2, 3, 7, 9) if "pool" in kind or kind == "flatten" else (4, 7)
 

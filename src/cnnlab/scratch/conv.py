@@ -56,7 +56,7 @@ class Conv2D(Layer):
             padded = np.zeros((x.shape[1], x.shape[2] + 2 * p, x.shape[3] + 2 * p, len(x)), dtype=x.dtype)
             padded[:, p:-p, p:-p] = x.transpose(1, 2, 3, 0)
             x = padded.transpose(3, 0, 1, 2)
-        n, c, h, w = x.shape
+        n, c = x.shape[:2]
         windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]  # (N, C, H_out, W_out, k, k), a view
         h_out, w_out = windows.shape[2:4]
         columns_shape = (c, k, k, h_out, w_out, n)

@@ -14,7 +14,8 @@ class Dense(Layer):
                  rng: np.random.Generator | None = None, dtype=np.float32):
         rng = rng if rng is not None else np.random.default_rng(0)
         self.name = name
-        self.weight = Parameter.of(f"{name}.weight", fan_in_uniform(rng, (out_features, in_features), in_features, dtype))
+        weight = fan_in_uniform(rng, (out_features, in_features), in_features, dtype)
+        self.weight = Parameter.of(f"{name}.weight", weight)
         self.bias = Parameter.of(f"{name}.bias", fan_in_uniform(rng, (out_features,), in_features, dtype))
 
     def parameters(self) -> list[Parameter]:

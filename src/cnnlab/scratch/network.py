@@ -43,7 +43,7 @@ class Sequential:
             p.grad[...] = 0
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the parameters under torch's names and shapes (``conv1.weight`` (out, in, k, k), ``dense1.bias``)."""
+        """Copies of the parameters under torch's names and shapes: ``conv1.weight`` (out, in, k, k) ..."""
         return {p.name: p.value.copy() for p in self.parameters()}
 
     def load_state_dict(self, state: dict) -> None:

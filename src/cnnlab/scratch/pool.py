@@ -26,7 +26,7 @@ class MaxPool2D(Layer):
         self.name, self.size, self.stride = name, size, stride or size
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         h_out, w_out = (h - self.size) // self.stride + 1, (w - self.size) // self.stride + 1
         windows = _offset_slices(self.size, self.stride, h_out, w_out)
         out = x[next(windows)].copy(order="K")  # (N, C, H_out, W_out), stored like x
@@ -54,7 +54,7 @@ class AvgPool2D(Layer):
         self.name, self.size, self.stride = name, size, stride or size
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         h_out, w_out = (h - self.size) // self.stride + 1, (w - self.size) // self.stride + 1
         windows = _offset_slices(self.size, self.stride, h_out, w_out)
         out = x[next(windows)].copy(order="K")
