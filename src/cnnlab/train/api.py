@@ -15,7 +15,8 @@ from torch import nn
 
 from cnnlab import __version__
 from cnnlab.errors import ConfigError, DataError, RunDirError
-from cnnlab.train.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+from cnnlab.train.callbacks import (CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TensorBoard,
+                                    tensorboard_available)
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.optim import build_optimizer, build_scheduler
 from cnnlab.train.rundir import load_model, load_run, read_config, save_weights, write_json
@@ -103,6 +104,8 @@ def fit_run(network: nn.Module, splits, config: TrainConfig, run_dir: Path, mode
         callbacks.append(EarlyStopping(patience=config.patience))
     if config.reduce_lr_patience:
         callbacks.append(ReduceLROnPlateau(patience=config.reduce_lr_patience))
+    if tensorboard_available():
+        callbacks.append(TensorBoard(run_dir / "tensorboard"))
     trainer = Trainer(network, optimizer, scheduler, device=device, precision=config.precision,
                       label_smoothing=config.label_smoothing, preprocess=preprocess, augmenter=augmenter,
                       callbacks=callbacks, seed=config.seed, workers=config.workers, print_fn=print_fn,

@@ -48,6 +48,10 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda p: Path(p).write_text(text))
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    atomic_write(path, lambda p: Path(p).write_bytes(data))
+
+
 def save_weights(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
     """Write tensors as safetensors (contiguous CPU copies; shared storage is copied apart)."""
     clean = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
