@@ -191,7 +191,7 @@ def _add_explain_commands(sub) -> None:
     p.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last convolutional layer)")
     p.add_argument("--out", default="explanations")
     p.add_argument("--batch", type=int, default=None, help="occluded copies per forward pass (default: chosen)")
-    p.add_argument("--patch", type=int, default=None, help="occlusion patch side (default: 1/8 of the input)")
+    p.add_argument("--patch", type=int, default=None, help="occlusion patch side (default: 1/4 of the input)")
     p.add_argument("--stride", type=int, default=None, help="occlusion stride (default: half the patch)")
     p.add_argument("--fill", type=float, default=0.5, help="occlusion patch value in [0, 1] image units")
     p.set_defaults(handler=_explain)

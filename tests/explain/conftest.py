@@ -57,7 +57,8 @@ def digits_model() -> torch.nn.Module:
 
 @pytest.fixture(scope="session")
 def digits_run(digits_model, tmp_path_factory):
-    """A run directory (config.json + model.safetensors) holding `digits_model`, and three digit PNGs."""
+    """A run directory (config.json + model.safetensors) holding `digits_model`, and three digit PNGs
+    (the last one 40x56, so that maps must come back at the image's own resolution)."""
     root = tmp_path_factory.mktemp("digits-run")
     run = root / "run"
     run.mkdir()
@@ -69,7 +70,8 @@ def digits_run(digits_model, tmp_path_factory):
     paths = []
     for index in (1500, 1510, 1520):
         path = root / f"digit{index}_{int(labels[index])}.png"
-        Image.fromarray((images[index, 0].numpy() * 255).round().astype(np.uint8)).save(path)
+        picture = Image.fromarray((images[index, 0].numpy() * 255).round().astype(np.uint8))
+        (picture.resize((56, 40), Image.BILINEAR) if index == 1520 else picture).save(path)
         paths.append(path)
     return run, paths
 

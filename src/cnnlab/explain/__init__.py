@@ -11,7 +11,6 @@ from cnnlab.explain.base import find_layer
 from cnnlab.explain.features import feature_maps, filters
 from cnnlab.explain.gradcam import gradcam, gradcam_guided, gradcam_rectified, guided_gradcam
 from cnnlab.explain.occlusion import OcclusionResult, occlusion
-from cnnlab.explain.render import overlay
 from cnnlab.explain.saliency import guided, rectified, saliency
 
 # The methods `cnnlab explain --method` accepts, each returning (N, H, W) maps.
@@ -30,3 +29,12 @@ LAYER_METHODS = ("gradcam", "gradcam-guided", "gradcam-rectified", "guided-gradc
 __all__ = ["LAYER_METHODS", "METHODS", "OcclusionResult", "activation_max", "feature_maps", "filters", "find_layer",
            "gradcam", "gradcam_guided", "gradcam_rectified", "guided", "guided_gradcam", "occlusion", "overlay",
            "rectified", "saliency"]
+
+
+def __getattr__(name: str):
+    # `overlay` needs matplotlib; computing maps should not pay for importing it.
+    if name == "overlay":
+        from cnnlab.explain.render import overlay
+
+        return overlay
+    raise AttributeError(f"module 'cnnlab.explain' has no attribute {name!r}")

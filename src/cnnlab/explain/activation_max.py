@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchvision.transforms.functional import gaussian_blur
+from torch.nn import functional as F
 
 from cnnlab.errors import ConfigError, ModelError, invalid
 from cnnlab.explain.base import borrowed, device_of, find_layer
@@ -59,9 +59,16 @@ def activation_max(model: nn.Module, targets: Sequence[int], input_shape: Sequen
             optimiser.step()
             with torch.no_grad():
                 if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:
-                    x.copy_(gaussian_blur(x, kernel_size=3, sigma=blur_sigma))
+                    x.copy_(gaussian_blur(x, blur_sigma))
                 x.clamp_(low, high)
     return x.detach()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each channel blurred by a 3x3 Gaussian of width `sigma`, edges replicated."""
+    taps = torch.exp(-torch.tensor([1.0, 0.0, 1.0], device=x.device) / (2 * sigma**2))
+    kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2).to(x.dtype).expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
 
 
 def _scores(output: torch.Tensor, targets: torch.Tensor, layer: str | None) -> torch.Tensor:

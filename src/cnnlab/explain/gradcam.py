@@ -10,6 +10,8 @@ backprop times Grad-CAM, from one forward pass.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -40,7 +42,7 @@ def gradcam(model: nn.Module, images: torch.Tensor, target: Target = None, layer
     name, module = find_layer(model, layer)
     with borrowed(model), Hooks() as hooks:
         capture = hooks.capture(module)
-        with relu_rule(rule):
+        with relu_rule(rule) if rule else nullcontext():
             logits = model(x)
         activation = _layer_output(capture, name)
         (gradient,) = torch.autograd.grad(target_scores(logits, targets_for(logits, target)), activation)

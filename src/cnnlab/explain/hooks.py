@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import torch
@@ -24,21 +23,20 @@ from torch.overrides import TorchFunctionMode
 # The backward rules for ReLU-family activations; None is the ordinary gradient.
 RULES = ("guided", "rectified")
 
+_RELU = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+_CLIPPED = {F.relu6, F.hardtanh, F.hardtanh_}
+_WATCHED = _RELU | _CLIPPED
 
-def _relu_range(func, args, kwargs) -> tuple[float, float] | None:
-    """The (low, high) clipping range when `func(*args, **kwargs)` is a ReLU-family activation, else None."""
+
+def _clip_range(func, args, kwargs) -> tuple[float, float | None] | None:
+    """(low, high) of a ReLU-family activation (high None: unbounded), or None for a hardtanh not clipped at 0."""
     if func in _RELU:
-        return 0.0, math.inf
+        return 0.0, None
     if func is F.relu6:
         return 0.0, 6.0
-    if func in (F.hardtanh, F.hardtanh_):
-        low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
-        high = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
-        return (float(low), float(high)) if low == 0 else None
-    return None
-
-
-_RELU = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+    low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+    high = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+    return (0.0, float(high)) if low == 0 else None
 
 
 class _Rule:
@@ -49,17 +47,19 @@ class _Rule:
 
 
 class _ReLUFamily(torch.autograd.Function):
-    """Runs the activation unchanged; its backward follows ``rule.rule``.
+    """Runs the activation unchanged; its backward follows ``rule.rule``:
 
-    ordinary:  grad * [low < y < high]
-    guided:    max(grad, 0) * [low < y < high]   (Springenberg et al.)
-    rectified: max(grad, 0)                      (deconvnet; keras-vis "relu" modifier)
+    None:      grad * [low < y < high]             (the ordinary gradient)
+    guided:    max(grad, 0) * [low < y < high]     (Springenberg et al.)
+    rectified: max(grad, 0)                        (deconvnet; keras-vis "relu" modifier)
+
+    The mask comes from the output y, which is inside (low, high) exactly when the input is.
     """
 
     @staticmethod
     def forward(ctx, x, func, args, kwargs, low, high, rule):
         y = func(x, *args, **kwargs)
-        if y is x:  # in-place activation: autograd must know the input was overwritten
+        if y is x:  # an in-place activation: autograd must know the input was overwritten
             ctx.mark_dirty(x)
         ctx.save_for_backward(y)
         ctx.low, ctx.high, ctx.rule = low, high, rule
@@ -68,25 +68,31 @@ class _ReLUFamily(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        if ctx.rule.rule == "rectified":
+        rule = ctx.rule.rule
+        if rule == "rectified":
             return grad.clamp(min=0), None, None, None, None, None, None
-        active = y > ctx.low
-        if ctx.high != math.inf:
-            active &= y < ctx.high
-        if ctx.rule.rule == "guided":
-            grad = grad.clamp(min=0)
-        return grad * active, None, None, None, None, None, None
+        if ctx.high is None:
+            grad = torch.ops.aten.threshold_backward(grad, y, ctx.low)
+        else:
+            grad = torch.ops.aten.hardtanh_backward(grad, y, ctx.low, ctx.high)
+        if rule == "guided":
+            grad.clamp_(min=0)  # in place on the fresh tensor: one pass more than the ordinary gradient, no copy
+        return grad, None, None, None, None, None, None
 
 
 class _ReLUBackwardMode(TorchFunctionMode):
+    """Sees every torch function the forward pass calls and routes the ReLU-family ones through `_ReLUFamily`."""
+
     def __init__(self, rule: _Rule):
         super().__init__()
         self.rule = rule
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        clip = _relu_range(func, args, kwargs)
-        if clip is None or not isinstance(args[0], torch.Tensor):
+        if func not in _WATCHED or not isinstance(args[0], torch.Tensor):
+            return func(*args, **kwargs)
+        clip = _clip_range(func, args, kwargs)
+        if clip is None:
             return func(*args, **kwargs)
         return _ReLUFamily.apply(args[0], func, args[1:], kwargs, *clip, self.rule)
 
@@ -95,8 +101,9 @@ class _ReLUBackwardMode(TorchFunctionMode):
 def relu_rule(rule: str | None):
     """Within the context, ReLU-family activations record `rule`'s backward (None: the ordinary one).
 
-    Yields the rule holder: setting its ``.rule`` changes the rule of the
-    activations already recorded, so one forward pass serves several backward passes.
+    Yields the rule holder: switching its ``.rule`` between None and
+    ``"guided"`` changes the rule of the activations already recorded, so one
+    forward pass serves several backward passes.
     """
     holder = _Rule(rule)
     with _ReLUBackwardMode(holder):

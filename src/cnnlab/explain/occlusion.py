@@ -54,12 +54,12 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, pat
               stride: int | None = None, fill: float = 0.5, batch: int | None = None) -> OcclusionResult:
     """Occlude each image with a `patch` x `patch` square of value `fill` every `stride` pixels.
 
-    Defaults: patch = 1/8 of the smaller side, stride = half the patch;
+    Defaults: patch = 1/4 of the smaller side, stride = half the patch;
     `batch` occluded copies per forward pass (default: `default_batch`).
     """
     x = as_batch(images, model)
     count, channels, height, width = x.shape
-    patch = patch or max(1, min(height, width) // 8)
+    patch = patch or max(1, min(height, width) // 4)
     stride = stride or max(1, patch // 2)
     for name, value in (("patch", patch), ("stride", stride), ("batch", batch)):
         if value is not None and (int(value) != value or value < 1):

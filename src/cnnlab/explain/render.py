@@ -81,7 +81,7 @@ def occlusion_figure(image, probability, predicted: np.ndarray, class_names: Seq
     figure = Figure(figsize=(9.6, 2.8 * picture.shape[0] / picture.shape[1] + 0.7), dpi=100)
     left, middle, right = figure.subplots(1, 3)
     _panel(left, to_numpy_image(image), "input")
-    shown = middle.imshow(np.asarray(probability), cmap="viridis", vmin=0, vmax=1)
+    shown = middle.imshow(np.asarray(probability), cmap="viridis")
     middle.set_title(f"p({_short(target_name)}) with the patch here", fontsize=9)
     middle.axis("off")
     figure.colorbar(shown, ax=middle, fraction=0.046, pad=0.03)

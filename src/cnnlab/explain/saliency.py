@@ -7,6 +7,8 @@ the gradient back (see `hooks.relu_rule`).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 
@@ -19,7 +21,7 @@ def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None
     """d score / d input, (N, C, H, W), with ReLU-family activations following `rule`."""
     x = as_batch(images, model).requires_grad_()
     with borrowed(model):
-        with relu_rule(rule):
+        with relu_rule(rule) if rule else nullcontext():
             logits = model(x)
         (gradient,) = torch.autograd.grad(target_scores(logits, targets_for(logits, target)), x)
     return gradient

@@ -1,0 +1,230 @@
+"""Explanation speed against captum, pytorch-grad-cam and the model's own bare passes, measured in one run.
+
+For each model and batch size every contender runs once per round, in a
+shuffled order, for several rounds; the table shows median seconds per call
+and ratios taken within this run. Floors are the passes no method can skip:
+a forward pass; forward + backward to the Grad-CAM layer (parameters frozen,
+the graph cut at the layer); forward + backward to the input (parameters frozen).
+
+    .venv/bin/python benchmarks/explain.py                 # the README table
+    .venv/bin/python benchmarks/explain.py --quick         # a smoke run
+
+Peers that hook ReLU modules (captum's GuidedBackprop, Deconvolution,
+GuidedGradCam) get an out-of-place copy of ResNet, which they need; on
+EfficientNet captum's guided and deconvolution maps are the plain gradient
+(its ReLU6 are not nn.ReLU), timed all the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import random
+import statistics
+import time
+import warnings
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cnnlab import explain
+from cnnlab.explain.base import borrowed, find_layer
+from cnnlab.explain.hooks import Hooks
+
+warnings.filterwarnings("ignore")
+
+
+def build(name: str) -> tuple[nn.Module, str]:
+    if name == "resnet18":
+        from torchvision.models import resnet18
+
+        return resnet18(weights=None).eval(), "layer4.1.conv2"
+    from cnnlab.models import get_backbone
+
+    return get_backbone("efficientnet_lite0").create().eval(), "conv_head"
+
+
+def out_of_place(model: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    return twin
+
+
+def contenders(model: nn.Module, layer_name: str, x: torch.Tensor, target: torch.Tensor, patch: int) -> dict:
+    """name -> (method, callable): our methods, their peers, and the floors."""
+    from captum.attr import (Deconvolution, GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam,
+                             Occlusion, Saliency)
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    twin = out_of_place(model)
+    layer = find_layer(model, layer_name)[1]
+    twin_layer = find_layer(twin, layer_name)[1]
+    size = x.shape[-2:]
+    pgc = GradCAM(model=model, target_layers=[layer])
+    pgc_targets = [ClassifierOutputTarget(int(t)) for t in target]
+    softmax_model = lambda z: model(z).softmax(dim=-1)  # noqa: E731
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    def to_layer():
+        with borrowed(model), Hooks() as hooks:
+            capture = hooks.capture(layer)
+            logits = model(x)
+            torch.autograd.grad(logits.gather(1, target[:, None]).sum(), capture.value)
+
+    def to_input():
+        with borrowed(model):
+            leaf = x.clone().requires_grad_()
+            torch.autograd.grad(model(leaf).gather(1, target[:, None]).sum(), leaf)
+
+    def captum_gradcam():
+        cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+        return LayerAttribution.interpolate(cam, size, interpolate_mode="bilinear")
+
+    def occlusion_loop():
+        """One occluded copy per forward pass, one image at a time: the plain loop."""
+        with torch.no_grad():
+            for i in range(len(x)):
+                for r in range(0, size[0] - patch + 1, patch):
+                    for c in range(0, size[1] - patch + 1, patch):
+                        copy_ = x[i:i + 1].clone()
+                        copy_[..., r:r + patch, c:c + patch] = 0.5
+                        softmax_model(copy_)
+
+    def captum_occlusion(per_eval):
+        def run():
+            with torch.no_grad():
+                Occlusion(softmax_model).attribute(x, sliding_window_shapes=(3, patch, patch),
+                                                   strides=(3, patch, patch), baselines=0.5, target=target,
+                                                   perturbations_per_eval=per_eval)
+        return run
+
+    grad_input = lambda a: a.clone().requires_grad_()  # noqa: E731
+    table = {
+        "floor: forward": ("floor", forward),
+        "floor: forward + backward to layer": ("floor", to_layer),
+        "floor: forward + backward to input": ("floor", to_input),
+        "cnnlab saliency": ("saliency", lambda: explain.saliency(model, x, target)),
+        "captum Saliency": ("saliency", lambda: Saliency(model).attribute(grad_input(x), target=target)),
+        "cnnlab guided": ("guided", lambda: explain.guided(model, x, target)),
+        "captum GuidedBackprop": ("guided", lambda: GuidedBackprop(twin).attribute(grad_input(x), target=target)),
+        "cnnlab rectified": ("rectified", lambda: explain.rectified(model, x, target)),
+        "captum Deconvolution": ("rectified", lambda: Deconvolution(twin).attribute(grad_input(x), target=target)),
+        "cnnlab gradcam": ("gradcam", lambda: explain.gradcam(model, x, target, layer=layer_name)),
+        "captum LayerGradCam": ("gradcam", captum_gradcam),
+        "pytorch-grad-cam GradCAM": ("gradcam", lambda: pgc(input_tensor=x, targets=pgc_targets)),
+        "cnnlab gradcam-guided": ("gradcam-guided", lambda: explain.gradcam_guided(model, x, target, layer_name)),
+        "cnnlab guided-gradcam": ("guided-gradcam", lambda: explain.guided_gradcam(model, x, target, layer_name)),
+        "captum GuidedGradCam": ("guided-gradcam", lambda: GuidedGradCam(twin, twin_layer).attribute(
+            grad_input(x), target=target, interpolate_mode="bilinear")),
+        "cnnlab occlusion": ("occlusion", lambda: explain.occlusion(model, x, target, patch=patch, stride=patch)),
+        "captum Occlusion, 1 per pass": ("occlusion", captum_occlusion(1)),
+        "captum Occlusion, 4 per pass": ("occlusion", captum_occlusion(4)),
+        "captum Occlusion, 16 per pass": ("occlusion", captum_occlusion(16)),
+        "loop, one copy per pass": ("occlusion", occlusion_loop),
+    }
+    return table
+
+
+def measure(table: dict, rounds: int, occlusion_rounds: int, clock, seed: int = 0) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in table}
+    for name, (_, fn) in table.items():  # warm-up
+        fn()
+    order = list(table)
+    shuffle = random.Random(seed)
+    for round_ in range(rounds):
+        shuffle.shuffle(order)
+        for name in order:
+            method, fn = table[name]
+            if method == "occlusion" and round_ >= occlusion_rounds:
+                continue
+            start = clock()
+            fn()
+            times[name].append(clock() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+FLOOR = {"saliency": "floor: forward + backward to input", "guided": "floor: forward + backward to input",
+         "rectified": "floor: forward + backward to input", "guided-gradcam": "floor: forward + backward to input",
+         "gradcam": "floor: forward + backward to layer", "gradcam-guided": "floor: forward + backward to layer",
+         "occlusion": "floor: forward"}
+
+
+def ratios(table: dict, seconds: dict[str, float], copies: int) -> list[dict]:
+    """One row per cnnlab method: its time, the fastest peer, and the ratios."""
+    rows = []
+    for name, (method, _) in table.items():
+        if not name.startswith("cnnlab "):
+            continue
+        peers = {n: seconds[n] for n, (m, _) in table.items() if m == method and not n.startswith(("cnnlab", "floor"))}
+        best = min(peers, key=peers.get) if peers else None
+        floor = seconds[FLOOR[method]] * (copies if method == "occlusion" else 1)
+        rows.append({"method": method, "seconds": seconds[name], "fastest_peer": best,
+                     "peer_seconds": peers.get(best), "vs_fastest_peer": seconds[name] / peers[best] if best else None,
+                     "vs_floor": seconds[name] / floor, "floor": FLOOR[method] + (f" x {copies}" if method == "occlusion" else ""),
+                     "peers": {n: seconds[name] / s for n, s in peers.items()}})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet18,efficientnet_lite0")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--patch", type=int, default=56, help="occlusion patch and stride")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--occlusion-rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="64x64 inputs, 2 rounds: a smoke run")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall: elapsed time; cpu: this process's CPU time, steadier on a shared machine")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    if args.quick:
+        args.size, args.patch, args.rounds, args.occlusion_rounds = 64, 32, 2, 1
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    results = []
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size}x{args.size}, "
+          f"occlusion patch = stride = {args.patch}; {args.clock} clock, medians of {args.rounds} rounds "
+          f"({args.occlusion_rounds} for occlusion); load average {os.getloadavg()[0]:.1f}\n")
+    for model_name in args.models.split(","):
+        model, layer = build(model_name)
+        for batch in map(int, args.batches.split(",")):
+            x = torch.rand(batch, 3, args.size, args.size)
+            with torch.no_grad():
+                target = model(x).argmax(dim=-1)
+            table = contenders(model, layer, x, target, args.patch)
+            seconds = measure(table, args.rounds, args.occlusion_rounds, clock)
+            copies = batch * (args.size // args.patch) ** 2
+            rows = ratios(table, seconds, copies)
+            results.append({"model": model_name, "batch": batch, "seconds": seconds, "rows": rows})
+            print(f"## {model_name}, batch {batch}")
+            print("| contender | median ms |")
+            print("| --- | ---: |")
+            for name, value in seconds.items():
+                print(f"| {name} | {1000 * value:.1f} |")
+            print("\n| method | cnnlab ms | fastest peer | peer ms | cnnlab / fastest peer | floor | cnnlab / floor |")
+            print("| --- | ---: | --- | ---: | ---: | --- | ---: |")
+            for row in rows:
+                peer_ms = "-" if row["peer_seconds"] is None else f"{1000 * row['peer_seconds']:.1f}"
+                vs_peer = "-" if row["vs_fastest_peer"] is None else f"{row['vs_fastest_peer']:.2f}"
+                print(f"| {row['method']} | {1000 * row['seconds']:.1f} | {row['fastest_peer'] or '-'} | {peer_ms} | "
+                      f"{vs_peer} | {row['floor']} | {row['vs_floor']:.2f} |")
+            print(f"load average {os.getloadavg()[0]:.1f}\n", flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
