@@ -11,7 +11,10 @@ both see the same background load, and the figures are medians over all rounds'
 repeats. "Each layer" is that layer's forward and backward alone on its real
 input (the first convolution computes no input gradient in either engine).
 "Loop" replaces the convolutions by the per-pixel loops of the classic tutorial,
-timed on a batch of 2 and scaled to 100.
+timed on a batch of 2 and scaled to 100. When other jobs keep the cores busy,
+a threaded BLAS or OpenMP call can wait a whole scheduler time slice for a
+descheduled thread, and both engines slow down several-fold; the load average
+is printed, and --threads 1 gives steadier figures.
 
 OpenBLAS tuning variables: some machines set OPENBLAS_CORETYPE (and
 OPENBLAS_L2_SIZE) in the environment, which makes OpenBLAS use another CPU's
@@ -19,10 +22,11 @@ kernels than the one it detects. The subprocesses run without both by default,
 so numpy uses the kernel OpenBLAS detects (printed from threadpoolctl);
 --keep-openblas-env passes the parent's values through instead, and
 --coretype NAME sets one, to measure the difference. On the machine this was
-written on neither variable was set; OpenBLAS detects SkylakeX (AVX-512), and
-forcing OPENBLAS_CORETYPE=Haswell (AVX2) changed the scratch step by less than
-the run-to-run noise, because seed-cnn's matrices are too small for the kernel
-to dominate.
+written on (AMD EPYC, 2 cores shared with other jobs) neither variable was set
+and OpenBLAS 0.3.31 detected SkylakeX (AVX-512); forcing
+OPENBLAS_CORETYPE=Haswell (AVX2; "Zen" maps to the same kernel) moved the
+scratch step's median by under 10% either way, inside the run-to-run noise:
+seed-cnn's matrices are too small for the BLAS kernel to dominate.
 
 --accuracy EPOCHS... trains seed-cnn on `digits` (28x28, cnnlab.data's 20%
 stratified test split and 20% validation split, seed 0) with the classic recipe
