@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError, invalid
+from cnnlab.finetune.callbacks import AddSeconds, FullModelCheckpoint, FullModelEarlyStopping
 from cnnlab.finetune.features import FeatureCache
 from cnnlab.finetune.freeze import FreezeSpec, apply_freeze, frozen_in_eval, parameter_groups, parse_freeze
 from cnnlab.train.api import TrainResult, _prepare_out, _write_config
-from cnnlab.train.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+from cnnlab.train.callbacks import CSVLogger, ReduceLROnPlateau
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.optim import build_optimizer, build_scheduler
-from cnnlab.train.rundir import atomic_write, save_weights, write_json
+from cnnlab.train.rundir import save_weights, write_json
 from cnnlab.train.trainer import Trainer, resolve_device
 
 # Where fine-tuning wants other defaults than training from scratch (TrainConfig's Keras MNIST recipe).
@@ -71,31 +71,6 @@ class FinetuneOptions:
         return asdict(self)
 
 
-class FullModelCheckpoint(ModelCheckpoint):
-    """A ModelCheckpoint that saves the whole model even while the Trainer trains only its head."""
-
-    def __init__(self, directory: str | Path, model: nn.Module, monitor: str = "val_loss"):
-        super().__init__(directory, monitor)
-        self.model = model
-
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        if self._improved(logs):
-            save_weights(self.directory / "best.safetensors", self.model.state_dict())
-        state = {**self.trainer.state_dict(), "model": self.model.state_dict()}
-        atomic_write(self.directory / "state.pt", lambda p: torch.save(state, p))
-
-
-class _AddSeconds(Callback):
-    """Adds time spent outside the loop (extracting features) to one epoch's `seconds`."""
-
-    def __init__(self, epoch: int, seconds: float):
-        self.epoch, self.seconds = epoch, seconds
-
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        if epoch == self.epoch:
-            logs["seconds"] += self.seconds
-
-
 def finetune(data: str | None = None, backbone: str | None = None, *, freeze: str = "backbone",
              unfreeze_after: int | None = None, unfreeze: str = "all", head_lr: float | None = None,
              backbone_lr: float | None = None, weights: str | os.PathLike | None = None, cache: bool = True,
@@ -139,6 +114,8 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
                  + (" ..." if len(splits.skipped) > 10 else ""))
     torch.manual_seed(config.seed)
     model = entry.create(settings.weights, num_classes=len(splits.class_names))
+    for _, _, frozen in phases:  # a bad until:LAYER fails here, before the run directory exists
+        apply_freeze(model, entry.classifier, frozen)
     preprocess = Preprocess(entry.mean, entry.std)
     run_dir = _prepare_out(out, config, overwrite)
     n_params = sum(p.numel() for p in model.parameters())
@@ -152,7 +129,7 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
     augmenter = Augmenter(augment) if augment.geometric else None
     callbacks = [CSVLogger(run_dir / "history.csv"), FullModelCheckpoint(run_dir / "checkpoint", model)]
     if config.patience:
-        callbacks.append(EarlyStopping(patience=config.patience))
+        callbacks.append(FullModelEarlyStopping(model, patience=config.patience))
     if config.reduce_lr_patience:
         callbacks.append(ReduceLROnPlateau(patience=config.reduce_lr_patience))
     if not quiet:
@@ -178,7 +155,7 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
         scheduler = build_scheduler(optimizer, replace(config, epochs=end - start), steps)
         trainer = Trainer(network, optimizer, scheduler, device=device, precision=config.precision,
                           label_smoothing=config.label_smoothing, preprocess=None if cached else preprocess,
-                          augmenter=None if cached else augmenter, callbacks=[_AddSeconds(start, spent), *callbacks],
+                          augmenter=None if cached else augmenter, callbacks=[AddSeconds(start, spent), *callbacks],
                           seed=config.seed, workers=config.workers, print_fn=print_fn,
                           progress=progress and not quiet, verbose=not quiet)
         trainer.epoch, trainer.history = start, history
@@ -204,7 +181,7 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
                "val_loss": history[-1].get("val_loss") if history else None,
                "epochs": len(history), "train_seconds": round(seconds, 3), "n_params": n_params,
                "train_images_per_second": round(len(splits.train) * len(history) / max(seconds, 1e-9), 1),
-               "feature_cache_seconds": round(features.seconds, 3)}
+               "train_images": len(splits.train), "feature_cache_seconds": round(features.seconds, 3)}
     write_json(run_dir / "metrics.json", metrics)
     print_fn(f"Test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) on {len(splits.test):,} images; "
              f"run written to {run_dir}")
@@ -215,7 +192,8 @@ def _phase_line(start: int, end: int, frozen: FreezeSpec, model: nn.Module, froz
                 cached: bool, seconds: float, n_train: int, wanted_cache: bool) -> str:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     rates = ", ".join(f"{g['name']} lr {g['lr']:g}" for g in groups)
-    line = (f"Epochs {start + 1}-{end}: freeze {frozen}, {trainable:,} trainable parameters "
+    epochs = f"Epoch {end}" if end == start + 1 else f"Epochs {start + 1}-{end}"
+    line = (f"{epochs}: freeze {frozen}, {trainable:,} trainable parameters "
             f"({len(frozen_names)} frozen tensors), {rates}")
     if cached:
         line += (f"; backbone features of {n_train:,} train images (and val) computed once in {seconds:.1f}s, "
