@@ -115,6 +115,21 @@ def test_sgd_rejects_bad_options_with_a_message_that_says_the_range(options, mes
         scratch.SGD(net.parameters(), **options)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradients_accumulate_until_zero_grad_in_the_networks_dtype(dtype):
+    net = scratch.build("seed-cnn", 10, (1, 28, 28), dtype=dtype)
+    x, labels = np.random.default_rng(0).random((3, 1, 28, 28)), np.array([1, 2, 3])
+    logits = net.forward(x, training=True)
+    assert logits.dtype == dtype and all(p.value.dtype == dtype for p in net.parameters())
+    net.backward(scratch.softmax_cross_entropy(logits, labels)[1])
+    once = [p.grad.copy() for p in net.parameters()]
+    net.backward(scratch.softmax_cross_entropy(net.forward(x, training=True), labels)[1])
+    for param, grad in zip(net.parameters(), once):
+        np.testing.assert_allclose(param.grad, 2 * grad, rtol=1e-5, err_msg=param.name)
+    net.zero_grad()
+    assert all(not p.grad.any() for p in net.parameters())
+
+
 def test_the_engine_imports_without_torch():
     code = "import sys, cnnlab.scratch, cnnlab.spec; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
