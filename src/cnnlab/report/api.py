@@ -19,20 +19,29 @@ from cnnlab import __version__
 from cnnlab.explain import activation_max, feature_maps, filters, gradcam, guided, occlusion, overlay, saliency
 from cnnlab.explain.features import convolution_names
 from cnnlab.explain.render import grid_figure
-from cnnlab.models.summary import summary
+from cnnlab.models.summary import Summary, summary
 from cnnlab.report import metrics as scores
 from cnnlab.report.diagram import diagram_figure, shape_text
 from cnnlab.report.evaluation import Evaluation, evaluate
 from cnnlab.report.html import Picture, cards, figure, grid, img, page, section, table
 from cnnlab.report.plots import (array_png, confusion_figure, curve_figure, image_card, image_strip,
                                  lr_figure, png, upscale)
+from cnnlab.train.config import DEFAULT_LR
 from cnnlab.train.rundir import LoadedModel, atomic_write, load_run, write_text
 
 TOP_LOSSES = 12
 MOST_CLASSES = 10  # classes shown in the per-class explanation and activation-maximisation panels
+# A network costing more multiply-adds per image than this (a 224x224 backbone, not a digits CNN) gets the
+# per-class panels for fewer classes and a coarser occlusion grid, so its report takes a minute or two on a CPU.
+BIG_NETWORK = 5e7
+MOST_CLASSES_BIG = 4
 MOST_FEATURE_LAYERS = 8
 MOST_CHANNELS = 32
 ACTIVATION_STEPS = 200
+# Multiply-adds allowed for activation maximisation (about half a minute on 2 CPU cores): big backbones get
+# fewer steps, never fewer than MIN_ACTIVATION_STEPS.
+ACTIVATION_BUDGET = 1e11
+MIN_ACTIVATION_STEPS = 10
 SMALL_INPUT = 3 * 64 * 64  # input values per image below which the report runs torch on one thread
 
 
@@ -91,13 +100,14 @@ def _build(run_dir: Path, loaded: LoadedModel, data, samples, print_fn) -> tuple
     pictures = _Pictures()
     network = loaded.network
     has_conv = bool(convolution_names(network))
+    layers = summary(loaded.model, loaded.input_shape, title=_model_name(loaded.config), print_fn=None)
     sections = [
         ("overview", "Overview", _overview(loaded, run_metrics, evaluation)),
         ("curves", "Training", _curves(history, pictures)),
         ("errors", "Errors", _errors(evaluation, pictures)),
         ("top-losses", "Top losses", _top_losses(evaluation, network, has_conv, pictures)),
-        ("architecture", "Architecture", _architecture(loaded, pictures)),
-        ("inside", "Inside the network", _inside(evaluation, network, has_conv, pictures)),
+        ("architecture", "Architecture", _architecture(loaded, layers, pictures)),
+        ("inside", "Inside the network", _inside(evaluation, network, has_conv, layers.mult_adds, pictures)),
     ]
     name = run_dir.resolve().name
     subtitle = escape(f"{_model_name(loaded.config)} on {loaded.config.get('data', '?')} · "
@@ -174,6 +184,9 @@ def _overview(loaded: LoadedModel, run_metrics: dict, evaluation: Evaluation) ->
     ])
     names = loaded.class_names
     lr = train.get("lr")
+    if lr is None:
+        lr = f"{DEFAULT_LR.get(train.get('optimizer'), '?')} (default)"
+    finetune = config.get("finetune") or {}
     rows = [
         ("model", config.get("model") or ""),
         ("backbone", config.get("backbone") or ""),
@@ -181,7 +194,11 @@ def _overview(loaded: LoadedModel, run_metrics: dict, evaluation: Evaluation) ->
         ("data", config.get("data", "")),
         ("input (C×H×W)", shape_text(loaded.input_shape)),
         ("classes", f"{len(names)}: " + ", ".join(names[:12]) + (" …" if len(names) > 12 else "")),
-        ("optimizer", f"{train.get('optimizer', '?')}, lr {lr if lr is not None else 'default'}"
+        ("fine-tuning", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in finetune.items()
+                                  if v is not None and k not in ("backbone", "cache"))),
+        ("preprocessing", _preprocessing(config.get("preprocess") or {},
+                                          getattr(loaded.preprocess, "zca", None) is not None)),
+        ("optimizer", f"{train.get('optimizer', '?')}, lr {lr}"
                       + (f", momentum {train.get('momentum')}" + (" (Nesterov)" if train.get("nesterov") else "")
                          if train.get("optimizer") == "sgd" else "")),
         ("schedule", f"{train.get('schedule', '?')}" + (f", decay {train.get('decay'):g}"
@@ -201,6 +218,14 @@ def _overview(loaded: LoadedModel, run_metrics: dict, evaluation: Evaluation) ->
     return section("overview", "Overview", figures + table(["setting", "value"], rows, css_class="settings")
                    + f"<details><summary>All training options</summary>{everything}</details>"
                    + f'<p class="note">{note}</p>')
+
+
+def _preprocessing(preprocess: dict, zca: bool) -> str:
+    parts = [f"{name} " + ", ".join(f"{v:.3g}" for v in values[:6]) + (" …" if len(values) > 6 else "")
+             for name, values in ((n, preprocess.get(n)) for n in ("mean", "std")) if values]
+    parts += [name.replace("_", " ") for name in ("samplewise_center", "samplewise_std") if preprocess.get(name)]
+    parts += ["ZCA whitening"] if zca else []
+    return "; ".join(parts) or "none (inputs in [0, 1])"
 
 
 def _curves(history: dict[str, list[float]], pictures: _Pictures) -> str:
@@ -279,8 +304,7 @@ def _top_losses(evaluation: Evaluation, network, has_conv: bool, pictures: _Pict
     return section("top-losses", "Top losses", '<div class="losses">' + "".join(items) + "</div>", lead)
 
 
-def _architecture(loaded: LoadedModel, pictures: _Pictures) -> str:
-    table_of = summary(loaded.model, loaded.input_shape, title=_model_name(loaded.config), print_fn=None)
+def _architecture(loaded: LoadedModel, table_of: Summary, pictures: _Pictures) -> str:
     rows = [(r.name, r.type, shape_text(r.output_shape), f"{r.params:,}", f"{r.mult_adds:,}") for r in table_of.rows]
     rows.append(("total", "", "", f"{table_of.total_params:,}", f"{table_of.mult_adds:,}"))
     layer_table = table(["layer", "type", "output shape", "params", "mult-adds"], rows, numeric=(3, 4), total_rows=1,
@@ -294,20 +318,23 @@ def _architecture(loaded: LoadedModel, pictures: _Pictures) -> str:
                    + "</div></div>", lead)
 
 
-def _inside(evaluation: Evaluation, network, has_conv: bool, pictures: _Pictures) -> str:
+def _inside(evaluation: Evaluation, network, has_conv: bool, mult_adds: int, pictures: _Pictures) -> str:
     loaded, names = evaluation.loaded, evaluation.loaded.class_names
     parts = []
-    classes = list(range(min(len(names), MOST_CLASSES)))
+    big = mult_adds > BIG_NETWORK
+    classes = list(range(min(len(names), MOST_CLASSES_BIG if big else MOST_CLASSES)))
     chosen = scores.one_per_class(evaluation.labels, evaluation.probabilities, classes)
     if has_conv:
         parts.append(_filters(network, pictures))
         if chosen:
             parts.append(_feature_maps(evaluation, network, chosen, pictures))
-            parts.append(_explanations(evaluation, network, chosen, pictures))
+            parts.append(_explanations(evaluation, network, chosen, len(classes) < len(names), big, pictures))
     else:
         parts.append('<p class="note">The model has no convolutional layer: no filters, feature maps or Grad-CAM.'
                      "</p>")
-    images = activation_max(network, classes, loaded.input_shape, steps=ACTIVATION_STEPS)
+    steps = int(min(ACTIVATION_STEPS, max(MIN_ACTIVATION_STEPS, ACTIVATION_BUDGET // (3 * max(mult_adds, 1)
+                                                                                     * len(classes)))))
+    images = activation_max(network, classes, loaded.input_shape, steps=steps)
     tiles = [x.permute(1, 2, 0).squeeze(-1).numpy() for x in images]
     picture = pictures.add("activation-max", png(grid_figure(tiles, [_short(names[c]) for c in classes], "",
                                                              columns=min(len(tiles), 5), tile_inches=1.2)),
@@ -315,7 +342,7 @@ def _inside(evaluation: Evaluation, network, has_conv: bool, pictures: _Pictures
     more = f" (the first {len(classes)} of {len(names)} classes)" if len(names) > len(classes) else ""
     parts.append("<h3>The network's idea of each class</h3>" + figure(
         picture, f"Activation maximisation{more}: inputs grown by gradient ascent on each class's logit from faint "
-                 f"noise, with jitter, L2, total-variation and blur regularisers ({ACTIVATION_STEPS} steps).",
+                 f"noise, with jitter, L2, total-variation and blur regularisers ({steps} steps).",
         "pixel"))
     return section("inside", "Inside the network", "".join(parts))
 
@@ -360,14 +387,15 @@ def _feature_maps(evaluation: Evaluation, network, chosen: dict[int, int], pictu
     return "<h3>Feature maps of each convolutional layer</h3>" + grid(items)
 
 
-def _explanations(evaluation: Evaluation, network, chosen: dict[int, int], pictures: _Pictures) -> str:
+def _explanations(evaluation: Evaluation, network, chosen: dict[int, int], some: bool, coarse: bool,
+                  pictures: _Pictures) -> str:
     names = evaluation.loaded.class_names
     classes = list(chosen)
     positions = [chosen[c] for c in classes]
     images = evaluation.images(positions)
     targets = torch.as_tensor(classes)
     maps = {"saliency": saliency(network, images, targets), "guided": guided(network, images, targets),
-            "Grad-CAM": gradcam(network, images, targets), "occlusion": occlusion(network, images, targets).importance}
+            "Grad-CAM": gradcam(network, images, targets), "occlusion": _occlusion(network, images, targets, coarse)}
     labels = "".join(f"<span>{escape(label)}</span>" for label in ["image", *maps])
     items = []
     for k, (c, position) in enumerate(zip(classes, positions)):
@@ -376,12 +404,18 @@ def _explanations(evaluation: Evaluation, network, chosen: dict[int, int], pictu
         items.append(f'<figure class="strip"><div class="labels">{labels}</div>{img(picture)}<figcaption>class '
                      f"<b>{escape(names[c])}</b>, p {evaluation.probabilities[position, c]:.2f} · test image "
                      f"#{evaluation.positions[position]}</figcaption></figure>")
-    more = f" (the first {len(classes)} classes)" if len(names) > MOST_CLASSES else ""
+    more = f" (the first {len(classes)})" if some else ""
     return ("<h3>What the network looks at, one test image per class</h3>"
             f'<p class="note">Each class{more} by its most confidently right test image, explained for that class: '
             "saliency (|gradient| of the logit), guided backprop, Grad-CAM on the last convolutional layer, and "
             "occlusion (how much the probability drops when a patch hides each spot). Red = most important; each "
             "map is scaled on its own.</p>" + grid(items, wide=True))
+
+
+def _occlusion(network, images: torch.Tensor, targets: torch.Tensor, coarse: bool) -> torch.Tensor:
+    """The drop in each target's probability; patches that do not overlap when the network is expensive."""
+    patch = max(1, min(images.shape[-2:]) // 4)
+    return occlusion(network, images, targets, patch=patch, stride=patch if coarse else None).importance
 
 
 def _short(name: str, width: int = 16) -> str:

@@ -36,17 +36,25 @@ def boxes(summary: Summary, model: nn.Module | None = None) -> list[Box]:
     modules = dict(model.named_modules()) if model is not None else {}
     result: list[Box] = []
     for row in summary.rows:
-        if result and row.params == 0 and row.output_shape == result[-1].shape and row.type != "Flatten" \
-                and result[-1].kind != "block":
-            result[-1].label += f" + {row.type}"
-            result[-1].layers.append(row.name)
-            continue
+        _add_layer(result, row, modules)
+    return result if len(result) <= MOST_BOXES else _grouped(summary, modules)
+
+
+def _add_layer(result: list[Box], row, modules: dict) -> None:
+    """Append the layer's box, or join it to the box before when it keeps the shape and only activates,
+    drops or normalises."""
+    last = result[-1] if result else None
+    if last is not None and row.output_shape == last.shape and last.kind != "block" and row.type != "Flatten" \
+            and (row.params == 0 or _kind(row.type) == "norm"):
+        last.label += "" if row.type == "Identity" else f" + {row.type}"
+        last.params += row.params
+        last.layers.append(row.name)
+    else:
         result.append(Box(row.name, _kind(row.type), _describe(row.type, modules.get(row.name)), row.output_shape,
                           row.params, [row.name]))
-    return result if len(result) <= MOST_BOXES else _grouped(summary)
 
 
-def _grouped(summary: Summary) -> list[Box]:
+def _grouped(summary: Summary, modules: dict) -> list[Box]:
     """Rows grouped by the deepest name prefix that still gives at most MOST_BOXES consecutive groups."""
     depth = 1
     while _groups(summary, depth + 1) and len(_groups(summary, depth + 1)) <= MOST_BOXES:
@@ -55,11 +63,10 @@ def _grouped(summary: Summary) -> list[Box]:
     if len(groups) > MOST_BOXES:  # even the top level is too long: keep evenly spread groups whole
         per_box = math.ceil(len(groups) / MOST_BOXES)
         groups = [sum(groups[i:i + per_box], []) for i in range(0, len(groups), per_box)]
-    result = []
+    result: list[Box] = []
     for rows in groups:
         if len(rows) == 1:
-            row = rows[0]
-            result.append(Box(row.name, _kind(row.type), row.type, row.output_shape, row.params, [row.name]))
+            _add_layer(result, rows[0], modules)
             continue
         prefix = _common_prefix([r.name for r in rows])
         result.append(Box(prefix or f"{rows[0].name} … {rows[-1].name}", "block", f"{len(rows)} layers",
@@ -131,7 +138,7 @@ def diagram_figure(summary: Summary, model: nn.Module | None = None, title: str 
 
     step, box_height = 0.72, 0.5
     count = len(chain) + 1
-    figure = Figure(figsize=(4.4, 0.3 + step * count + (0.3 if title else 0)))
+    figure = Figure(figsize=(4.8, 0.3 + step * count + (0.3 if title else 0)))
     axis = figure.add_axes((0, 0, 1, 1))
     axis.set_xlim(-0.5, 0.5)
     axis.set_ylim(-step * count, 0.1)

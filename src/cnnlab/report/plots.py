@@ -108,12 +108,17 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], normalised:
     return figure
 
 
-def upscale(image, side: int = 112) -> np.ndarray:
-    """A (C, H, W) [0, 1] image or (H, W, 3) uint8 array as uint8 (H, W, 3), enlarged by a whole factor (nearest
-    neighbour) to at least `side` pixels high."""
+def upscale(image, side: int = 112, largest: int = 160) -> np.ndarray:
+    """A (C, H, W) [0, 1] image or (H, W, 3) uint8 array as uint8 (H, W, 3): a small one enlarged by a whole
+    factor (nearest neighbour, so pixels stay sharp) to at least `side` pixels high, a large one shrunk to
+    `largest` pixels high (so a page of 224x224 panels stays light)."""
     picture = image if isinstance(image, np.ndarray) and image.dtype == np.uint8 else (
         (255 * to_numpy_image(image)).round().astype(np.uint8))
-    scale = max(1, math.ceil(side / picture.shape[0]))
+    height, width = picture.shape[:2]
+    if height > largest:
+        size = (max(1, round(width * largest / height)), largest)
+        return np.asarray(Image.fromarray(picture).resize(size, Image.Resampling.LANCZOS))
+    scale = max(1, math.ceil(side / height))
     return np.repeat(np.repeat(picture, scale, axis=0), scale, axis=1)
 
 
