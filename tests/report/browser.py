@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -102,7 +103,8 @@ class Browser:
 
     def _receive(self, deadline: float) -> dict:
         while b"\0" not in self._buffer:
-            if time.monotonic() > deadline:
+            ready, _, _ = select.select([self._from_browser], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
                 raise TimeoutError("Chromium did not answer in time.")
             chunk = os.read(self._from_browser, 1 << 20)
             if not chunk:

@@ -79,3 +79,12 @@ def test_diagram_merges_activations_and_groups_deep_networks():
 def test_table_cells_are_escaped():
     html = table(["class"], [("<script>alert(1)</script>",)])
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_many_classes_are_numbered_in_the_matrix():
+    from cnnlab.report.plots import NAMED_CLASSES, confusion_figure
+
+    classes = NAMED_CLASSES + 10
+    figure = confusion_figure(np.eye(classes, dtype=int) * 3, [f"species {i}" for i in range(classes)], False)
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert labels[:3] == ["0", "1", "2"] and not figure.axes[0].texts  # no per-cell numbers either

@@ -24,7 +24,7 @@ from cnnlab.report import metrics as scores
 from cnnlab.report.diagram import diagram_figure, shape_text
 from cnnlab.report.evaluation import Evaluation, evaluate
 from cnnlab.report.html import Picture, cards, figure, grid, img, page, section, table
-from cnnlab.report.plots import (array_png, confusion_figure, curve_figure, image_card, image_strip,
+from cnnlab.report.plots import (NAMED_CLASSES, array_png, confusion_figure, curve_figure, image_card, image_strip,
                                  lr_figure, png, upscale)
 from cnnlab.train.config import DEFAULT_LR
 from cnnlab.train.rundir import LoadedModel, atomic_write, load_run, write_text
@@ -263,8 +263,11 @@ def _errors(evaluation: Evaluation, pictures: _Pictures) -> str:
              int(per_class.support[c])) for c in range(len(names))]
     for label, weighted in (("macro average", False), ("weighted average", True)):
         rows.append((label, *(f"{v:.3f}" for v in per_class.average(weighted)), int(per_class.support.sum())))
-    class_table = table(["class", "precision", "recall", "F1", "images"], rows, numeric=(1, 2, 3, 4), total_rows=2,
-                        tall=len(names) > 20)
+    headers = ["class", "precision", "recall", "F1", "images"]
+    if len(names) > NAMED_CLASSES:  # the matrices number the classes: give the numbers here
+        headers, rows = ["#"] + headers, [(c if c < len(names) else "", *row) for c, row in enumerate(rows)]
+    class_table = table(headers, rows, numeric=range(len(headers) - 4, len(headers)), total_rows=2,
+                        tall=len(names) > NAMED_CLASSES)
     pairs = scores.confused_pairs(matrix)
     if pairs:
         pair_rows = [(names[t], names[p], n, f"{100 * n / max(matrix[t].sum(), 1):.1f}%") for t, p, n in pairs]

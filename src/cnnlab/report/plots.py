@@ -18,6 +18,7 @@ from PIL import Image
 from cnnlab.explain.render import to_numpy_image
 
 DPI = 110
+NAMED_CLASSES = 20
 TRAIN, VALIDATION = "#1f77b4", "#ff7f0e"
 
 
@@ -82,14 +83,15 @@ def _epoch_axis(axis, epochs: Sequence[float]) -> None:
 
 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], normalised: bool) -> Figure:
-    """The matrix as a heat map, rows = true class; each cell annotated while the classes are few."""
+    """The matrix as a heat map, rows = true class; each cell annotated, and the classes named, while they are few
+    (beyond NAMED_CLASSES they are numbered)."""
     classes = len(class_names)
     side = min(max(0.42 * classes + 1.6, 4.2), 13.0)
     figure = Figure(figsize=(side + 0.8, side))
     axis = figure.subplots()
     shown = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalised else max(int(matrix.max()), 1))
     figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.03)
-    names = [_short(n, 12) for n in class_names]
+    names = [_short(n, 12) for n in class_names] if classes <= NAMED_CLASSES else [str(i) for i in range(classes)]
     step = max(1, math.ceil(classes / 40))
     ticks = list(range(0, classes, step))
     axis.set_xticks(ticks, [names[i] for i in ticks], rotation=90 if max(map(len, names)) > 2 else 0, fontsize=8)
@@ -97,7 +99,7 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], normalised:
     axis.set_xlabel("predicted class")
     axis.set_ylabel("true class")
     axis.set_title("share of each true class" if normalised else "image counts", fontsize=11)
-    if classes <= 20:
+    if classes <= NAMED_CLASSES:
         limit = 1 if normalised else max(int(matrix.max()), 1)
         for (row, column), value in np.ndenumerate(matrix):
             if value == 0:
