@@ -46,7 +46,7 @@ def _add_layer(result: list[Box], row, modules: dict) -> None:
     last = result[-1] if result else None
     if last is not None and row.output_shape == last.shape and last.kind != "block" and row.type != "Flatten" \
             and (row.params == 0 or _kind(row.type) == "norm"):
-        last.label += "" if row.type == "Identity" else f" + {row.type}"
+        last.label += "" if row.type == "Identity" else f" + {_describe(row.type, modules.get(row.name))}"
         last.params += row.params
         last.layers.append(row.name)
     else:
