@@ -74,6 +74,18 @@ def test_frozen_batchnorm_keeps_its_statistics_in_train_mode(lite0):
     lite0.eval()
 
 
+def test_batchnorm_option_keeps_trainable_batchnorm_statistics(lite0):
+    apply_freeze(lite0, "classifier", parse_freeze("none"))
+    before = {k: v.clone() for k, v in lite0.state_dict().items()}
+    lite0.train()
+    with frozen_in_eval(lite0, batchnorm=True):
+        lite0(torch.rand(4, 3, 32, 32)).sum().backward()
+    assert all(torch.equal(before[k], v) for k, v in lite0.state_dict().items())
+    assert lite0.conv_stem.weight.grad is not None and lite0.bn1.weight.grad is not None
+    lite0.zero_grad(set_to_none=True)
+    lite0.eval()
+
+
 def test_frozen_in_eval_removes_its_hook():
     model = nn.Sequential(nn.BatchNorm1d(3))
     model[0].weight.requires_grad_(False)

@@ -1,8 +1,9 @@
 """Which parameters of a backbone train: `--freeze backbone|none|until:LAYER`, and keeping frozen parts frozen.
 
 A frozen part keeps its weights *and* its BatchNorm statistics: `frozen_in_eval`
-puts every fully frozen module in eval mode before each forward pass, since
-the Trainer switches the whole model to train mode at every epoch.
+puts every fully frozen module (and optionally every BatchNorm layer) in eval
+mode before each forward pass, since the Trainer switches the whole model to
+train mode at every epoch.
 """
 
 from __future__ import annotations
@@ -112,17 +113,24 @@ def frozen_modules(model: nn.Module) -> list[nn.Module]:
 
 
 @contextmanager
-def frozen_in_eval(model: nn.Module):
-    """While active, the modules frozen on entry run in eval mode however `model.train()` is called.
+def frozen_in_eval(model: nn.Module, batchnorm: bool = False):
+    """While active, the modules frozen on entry (and with `batchnorm`, every BatchNorm layer) run in eval mode.
 
-    Without it, BatchNorm layers of a frozen backbone would normalise with batch
-    statistics and overwrite their running averages during training.
+    The Trainer switches the whole model to train mode at every epoch. Without
+    this, BatchNorm layers of a frozen backbone would normalise with batch
+    statistics and overwrite their running averages. With `batchnorm`, trainable
+    BatchNorm layers keep learning their scale and shift but normalise with the
+    pretrained statistics, as Keras' transfer-learning guide advises: a small
+    new data set's batch statistics would otherwise overwrite them and jolt
+    the network just unfrozen.
     """
-    frozen = frozen_modules(model)
+    fixed = frozen_modules(model)
+    if batchnorm:
+        fixed += [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def hook(module, args):
         if module.training:
-            for part in frozen:
+            for part in fixed:
                 part.eval()
 
     handle = model.register_forward_pre_hook(hook)
