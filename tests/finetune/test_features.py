@@ -68,3 +68,13 @@ def test_file_data_is_extracted_through_a_loader(image_folder):
     in_memory = ArrayDataset(splits.train.load(), splits.train.targets)
     expected = extract_features(model, entry.classifier, in_memory, Preprocess(entry.mean, entry.std))
     torch.testing.assert_close(features.x, expected.x, rtol=1e-4, atol=1e-5)
+
+
+def test_a_head_trains_on_features_in_the_cuda_layout():
+    from cnnlab.train.trainer import Trainer
+
+    head = torch.nn.Linear(8, 2)
+    trainer = Trainer(head, torch.optim.SGD(head.parameters(), lr=0.1), verbose=False)
+    trainer.channels_last = True  # as on CUDA: image batches go channels_last, feature vectors must pass as they are
+    features = ArrayDataset(torch.rand(10, 8), torch.tensor([0, 1] * 5))
+    assert len(trainer.fit(features, features, epochs=1, batch_size=4)) == 1

@@ -191,7 +191,7 @@ class Trainer:
     def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         non_blocking = self.device.type == "cuda"
         x = x.to(self.device, non_blocking=non_blocking)
-        if self.channels_last:
+        if self.channels_last and x.dim() == 4:  # feature vectors (a head trained on cached features) stay as they are
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y.to(self.device, non_blocking=non_blocking)
 
