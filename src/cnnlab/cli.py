@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-lr", type=float, default=None, help="learning rate of the new head (default --lr)")
     p.add_argument("--backbone-lr", type=float, default=None, help="of trainable backbone layers (default head-lr/10)")
     p.add_argument("--no-cache", dest="cache", action="store_false", help="recompute frozen features every epoch")
-    p.add_argument("--bn-stats", action="store_true", help="unfrozen BatchNorm layers update their statistics")
+    p.add_argument("--keep-bn-stats", action="store_true", help="unfrozen BatchNorm layers keep the pretrained "
+                   "statistics (pair with a small --backbone-lr)")
     _add_train_options(p)
     p.set_defaults(handler=_finetune, optimizer="adam", epochs=5, batch_size=32)
 

@@ -53,7 +53,8 @@ def test_unfreezing_trains_the_backbone_from_the_named_layer(image_folder, tmp_p
     moved = changed(state, pretrained)
     assert "blocks.6.0.conv_pw.weight" in moved and "conv_head.weight" in moved and "classifier.weight" in moved
     assert all(k.startswith(("blocks.6.", "conv_head.", "bn2.", "classifier.")) for k in moved), moved
-    assert "bn2.weight" in moved and "bn2.running_mean" not in moved, "BatchNorm keeps its pretrained statistics"
+    assert "bn2.weight" in moved and "bn2.running_mean" in moved, "unfrozen BatchNorm layers update their statistics"
+    assert "bn1.running_mean" not in moved and "blocks.5.0.bn1.running_var" not in moved
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert any("Epoch 2: freeze until:blocks.6" in line and "head lr 0.01, backbone lr 0.001" in line
                for line in lines), lines

@@ -43,7 +43,7 @@ class FinetuneOptions:
     backbone_lr: float | None = None  # learning rate of trainable backbone layers; None: head_lr / 10
     weights: str | None = None  # pretrained weights file; None: the backbone's own source on disk
     cache: bool = True  # train a head on a frozen backbone from features computed once per image
-    bn_stats: bool = False  # let unfrozen BatchNorm layers update their statistics on the new data
+    keep_bn_stats: bool = False  # unfrozen BatchNorm layers keep normalising with the pretrained statistics
 
     def __post_init__(self) -> None:
         if self.backbone_lr is None:
@@ -75,7 +75,7 @@ class FinetuneOptions:
 def finetune(data: str | None = None, backbone: str | None = None, *, freeze: str = "backbone",
              unfreeze_after: int | None = None, unfreeze: str = "all", head_lr: float | None = None,
              backbone_lr: float | None = None, weights: str | os.PathLike | None = None, cache: bool = True,
-             bn_stats: bool = False,
+             keep_bn_stats: bool = False,
              out: str | os.PathLike | None = None, overwrite: bool = False, resume: str | None = None,
              quiet: bool = False, print_fn: Callable[[str], None] = print, progress: bool = True,
              **options) -> TrainResult:
@@ -101,7 +101,7 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
     options["image_size"] = options.get("image_size") or entry.input_size
     config = TrainConfig(data=data, model=entry.name, **options)
     settings = FinetuneOptions(entry.name, freeze, unfreeze_after, unfreeze, config.base_lr, backbone_lr,
-                               None if weights is None else str(weights), cache, bn_stats)
+                               None if weights is None else str(weights), cache, keep_bn_stats)
     phases = settings.phases(config.epochs)
     augment = parse_augment(config.augment)
     if augment.preprocessing:
@@ -164,7 +164,7 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
         if not quiet:
             print_fn(_phase_line(start, end, frozen, model, frozen_names, groups, cached, spent, len(train_data),
                                  settings.cache and frozen.head_only))
-        with frozen_in_eval(model, batchnorm=not settings.bn_stats):
+        with frozen_in_eval(model, batchnorm=settings.keep_bn_stats):
             trainer.fit(train_data, val_data, epochs=end, batch_size=config.batch_size, shuffle=config.shuffle)
         if trainer.stop_training:
             break
