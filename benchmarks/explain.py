@@ -158,7 +158,7 @@ FLOOR = {"saliency": "floor: forward + backward to input", "guided": "floor: for
          "occlusion": "floor: forward"}
 
 
-def ratios(table: dict, seconds: dict[str, float], copies: int) -> list[dict]:
+def ratios(table: dict, seconds: dict[str, float], positions: int) -> list[dict]:
     """One row per cnnlab method: its time, the fastest peer, and the ratios."""
     rows = []
     for name, (method, _) in table.items():
@@ -166,10 +166,11 @@ def ratios(table: dict, seconds: dict[str, float], copies: int) -> list[dict]:
             continue
         peers = {n: seconds[n] for n, (m, _) in table.items() if m == method and not n.startswith(("cnnlab", "floor"))}
         best = min(peers, key=peers.get) if peers else None
-        floor = seconds[FLOOR[method]] * (copies if method == "occlusion" else 1)
+        passes = positions + 1 if method == "occlusion" else 1  # occlusion: every position, and the intact image
+        floor = seconds[FLOOR[method]] * passes
         rows.append({"method": method, "seconds": seconds[name], "fastest_peer": best,
                      "peer_seconds": peers.get(best), "vs_fastest_peer": seconds[name] / peers[best] if best else None,
-                     "vs_floor": seconds[name] / floor, "floor": FLOOR[method] + (f" x {copies}" if method == "occlusion" else ""),
+                     "vs_floor": seconds[name] / floor, "floor": FLOOR[method] + (f" x {passes}" if passes > 1 else ""),
                      "peers": {n: seconds[name] / s for n, s in peers.items()}})
     return rows
 
@@ -205,8 +206,8 @@ def main() -> None:
                 target = model(x).argmax(dim=-1)
             table = contenders(model, layer, x, target, args.patch)
             seconds = measure(table, args.rounds, args.occlusion_rounds, clock)
-            copies = batch * (args.size // args.patch) ** 2
-            rows = ratios(table, seconds, copies)
+            positions = (args.size // args.patch) ** 2
+            rows = ratios(table, seconds, positions)
             results.append({"model": model_name, "batch": batch, "seconds": seconds, "rows": rows})
             print(f"## {model_name}, batch {batch}")
             print("| contender | median ms |")

@@ -41,7 +41,13 @@ def test_batch_size_changes_nothing_but_speed(resnet18):
 
 
 def test_default_batch_packs_small_inputs_and_keeps_large_ones_few():
-    cpu = torch.device("cpu")
-    assert default_batch(28 * 28, cpu) == 668
-    assert default_batch(3 * 224 * 224, cpu) == 3
-    assert default_batch(3 * 1024 * 1024, cpu) == 1
+    cpu, threads = torch.device("cpu"), torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert default_batch(3 * 224 * 224, cpu) == 8
+        assert default_batch(28 * 28, cpu) == 256
+        assert default_batch(3 * 1024 * 1024, cpu) == 1
+        torch.set_num_threads(1)
+        assert default_batch(3 * 224 * 224, cpu) == 4
+    finally:
+        torch.set_num_threads(threads)

@@ -24,6 +24,8 @@ from cnnlab.explain.render import contact_sheet, explanation_figure, grid_figure
 from cnnlab.train.rundir import LoadedModel, atomic_write, load_model
 
 VISUALIZATIONS = ("filters", "feature-maps", "activation-max")
+# Gradient maps are drawn up to their 99th percentile, so a few spiky pixels do not take all the colour.
+DRAWN_TO_PERCENTILE = {"saliency": 99.0, "guided": 99.0, "rectified": 99.0, "guided-gradcam": 99.0}
 IMAGES_PER_PASS = 8
 
 
@@ -78,17 +80,19 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
                 stem = out / f"{Path(images[index]).stem}.{method}"
                 written.append(_save_array(stem.with_name(stem.name + ".npy"), full))
                 if extra is None:
-                    figure = explanation_figure(original, full, method, captions[index])
+                    figure = explanation_figure(original, full, method, captions[index],
+                                                DRAWN_TO_PERCENTILE.get(method, 100.0))
                     sheet[method].append(full)
                 else:
                     figure = occlusion_figure(original, full, extra.predicted[k].numpy(), names, captions[index],
                                               names[int(targets[index])])
+                    print_fn(f"{Path(images[index]).name}: occlusion {_class_counts(extra.counts[k], names)}")
                     sheet[method].append(extra.unoccluded[k].item() - full)  # the drop, so hot means important
                 save_figure(figure, stem.with_name(stem.name + ".png"))
                 written.append(stem.with_name(stem.name + ".png"))
     if len(inputs) > 1:
         columns = {("occlusion (drop in p)" if m == "occlusion" else m): maps for m, maps in sheet.items()}
-        save_figure(contact_sheet(originals, columns, captions), out / "contact_sheet.png")
+        save_figure(contact_sheet(originals, columns, captions, DRAWN_TO_PERCENTILE), out / "contact_sheet.png")
         written.append(out / "contact_sheet.png")
     print_fn(f"wrote {len(written)} files to {out}")
     return written
@@ -214,6 +218,13 @@ def _split(values) -> list[str]:
     if isinstance(values, (str, int)):
         values = str(values).split(",")
     return [str(v).strip() for v in values if str(v).strip()]
+
+
+def _class_counts(counts: torch.Tensor, class_names: Sequence[str], most: int = 4) -> str:
+    """'predicted 9 at 60 of 64 patch positions, 2 at 3, 7 at 1'."""
+    order = [int(c) for c in counts.argsort(descending=True)[:most] if counts[c] > 0]
+    parts = [f"{class_names[c]} at {int(counts[c])}" for c in order]
+    return f"predicted {parts[0]} of {int(counts.sum())} patch positions" + "".join(f", {p}" for p in parts[1:])
 
 
 def _caption(name: str, class_names: Sequence[str], probabilities: torch.Tensor, target: int) -> str:

@@ -5,10 +5,10 @@
   `release()` removes them, and it works as a context manager.
 - `relu_rule(rule)` is a context for the forward pass: a torch-function mode
   that swaps the backward rule of every ReLU-family activation the pass
-  calls, however it is called: ``nn.ReLU`` (in
-  place or not), ``nn.ReLU6``, ``F.relu``, ``torch.relu``, ``Tensor.relu_``, or a
-  module that applies one internally (timm's ``BatchNormAct2d``). Module hooks
-  (captum's approach) see only ``nn.ReLU`` modules and miss the rest.
+  calls, however it is called: ``nn.ReLU`` (in place or not), ``nn.ReLU6``,
+  ``F.relu``, ``torch.relu``, ``Tensor.relu_``, or a module that applies one
+  internally (timm's ``BatchNormAct2d``). Module hooks (captum's approach)
+  see only ``nn.ReLU`` modules and miss the rest.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ class _ReLUBackwardMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func not in _WATCHED or not isinstance(args[0], torch.Tensor):
-            return func(*args, **kwargs)
+        if func not in _WATCHED or not isinstance(args[0], torch.Tensor) or not args[0].requires_grad:
+            return func(*args, **kwargs)  # not an activation, or one no gradient will pass through
         clip = _clip_range(func, args, kwargs)
         if clip is None:
             return func(*args, **kwargs)
@@ -105,6 +105,8 @@ def relu_rule(rule: str | None):
     ``"guided"`` changes the rule of the activations already recorded, so one
     forward pass serves several backward passes.
     """
+    if rule is not None and rule not in RULES:
+        raise ValueError(f"Unknown backward rule {rule!r}; expected None or one of {RULES}.")
     holder = _Rule(rule)
     with _ReLUBackwardMode(holder):
         yield holder
@@ -131,7 +133,7 @@ class Capture:
 
 
 class Hooks:
-    """Owns every hook and mode placed on a model; `release()` removes them all. Use it as a context manager."""
+    """Owns every hook placed on a model; `release()` removes them all. Use it as a context manager."""
 
     def __init__(self):
         self._handles: list = []

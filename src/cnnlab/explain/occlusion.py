@@ -16,11 +16,13 @@ from torch import nn
 from cnnlab.errors import ConfigError, invalid
 from cnnlab.explain.base import Target, as_batch, borrowed, targets_for
 
-# Occluded copies per forward pass on a CPU: about this many input values. Larger passes stop paying off
-# once they leave the cache (captum's Occlusion ran 1.7-4x slower with 16 copies of a batch of eight 224x224
-# images per pass than with one); small inputs gain a lot from being packed together.
-CPU_VALUES_PER_PASS = 2**19
+# Occluded copies per forward pass: on a CPU, four 224x224 RGB images' worth of values per torch thread.
+# Measured with two threads (benchmarks/explain.py): eight 224x224 copies per pass beat three and 32, and
+# 128 (captum's Occlusion with 16 perturbations per pass on a batch of eight) was 1.7-2.6x slower. Small
+# inputs are packed many to a pass, up to MAX_PER_PASS.
+CPU_VALUES_PER_THREAD = 4 * 3 * 224 * 224
 GPU_VALUES_PER_PASS = 2**24
+MAX_PER_PASS = 256
 
 
 @dataclass
@@ -39,9 +41,12 @@ class OcclusionResult:
 
 
 def default_batch(values_per_image: int, device: torch.device) -> int:
-    """Occluded copies per forward pass: enough to keep the device busy, few enough to stay in cache."""
-    budget = GPU_VALUES_PER_PASS if device.type == "cuda" else CPU_VALUES_PER_PASS
-    return max(1, budget // values_per_image)
+    """Occluded copies per forward pass: enough to keep every thread busy, few enough to stay in cache."""
+    if device.type == "cuda":
+        budget = GPU_VALUES_PER_PASS
+    else:
+        budget = CPU_VALUES_PER_THREAD * torch.get_num_threads()
+    return max(1, min(MAX_PER_PASS, budget // values_per_image))
 
 
 def _window(size: int, patch: int, stride: int) -> list[int]:

@@ -30,21 +30,26 @@ def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.clip(array, 0, 1)
 
 
-def normalize(heatmap: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A map scaled to [0, 1] by its own minimum and maximum (a constant map becomes zeros)."""
+def normalize(heatmap: torch.Tensor | np.ndarray, percentile: float = 100.0) -> np.ndarray:
+    """A map scaled to [0, 1] from its minimum to its `percentile` (clipped above; a constant map becomes zeros).
+
+    Gradient maps are spiky: a few pixels would take the whole colour range,
+    so they are drawn with ``percentile=99``, as captum's visualiser does.
+    """
     array = heatmap.detach().cpu().float().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap, float)
-    low, high = float(array.min()), float(array.max())
-    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+    low = float(array.min())
+    high = float(array.max()) if percentile >= 100 else float(np.percentile(array, percentile))
+    return np.clip((array - low) / (high - low), 0, 1) if high > low else np.zeros_like(array)
 
 
 def overlay(image: torch.Tensor | np.ndarray, heatmap: torch.Tensor | np.ndarray, cmap: str = "jet",
-            alpha: float = 0.5) -> np.ndarray:
-    """`heatmap` (H, W), min-max scaled and coloured with `cmap`, blended over `image`: an (H, W, 3) uint8 array.
+            alpha: float = 0.5, percentile: float = 100.0) -> np.ndarray:
+    """`heatmap` (H, W), scaled by `normalize` and coloured with `cmap`, blended over `image`: (H, W, 3) uint8.
 
     The map must already be at the image's resolution (explanations return it so).
     """
     picture = to_numpy_image(image)
-    heat = normalize(heatmap)
+    heat = normalize(heatmap, percentile)
     if heat.shape != picture.shape[:2]:
         raise ValueError(f"The map's shape {heat.shape} differs from the image's {picture.shape[:2]}.")
     coloured = colormaps[cmap](heat)[..., :3]
@@ -63,13 +68,13 @@ def _panel(axis, picture, title: str = "", fontsize: int = 9) -> None:
     axis.axis("off")
 
 
-def explanation_figure(image, heatmap, method: str, caption: str) -> Figure:
+def explanation_figure(image, heatmap, method: str, caption: str, percentile: float = 100.0) -> Figure:
     """Two panels: the image and the map over it, titled with the prediction."""
     picture = to_numpy_image(image)
-    figure = Figure(figsize=(6, 2.9 * picture.shape[0] / picture.shape[1] + 0.7), dpi=100)
+    figure = Figure(figsize=(6, 2.9 * picture.shape[0] / picture.shape[1] + 0.7), dpi=120)
     left, right = figure.subplots(1, 2)
     _panel(left, to_numpy_image(image), "input")
-    _panel(right, overlay(image, heatmap), method)
+    _panel(right, overlay(image, heatmap, percentile=percentile), method)
     figure.suptitle(caption, fontsize=10)
     return figure
 
@@ -98,8 +103,10 @@ def occlusion_figure(image, probability, predicted: np.ndarray, class_names: Seq
     return figure
 
 
-def contact_sheet(images: Sequence, heatmaps: dict[str, Sequence], captions: Sequence[str]) -> Figure:
-    """Rows = images, columns = the input then one overlay per method."""
+def contact_sheet(images: Sequence, heatmaps: dict[str, Sequence], captions: Sequence[str],
+                  percentiles: dict[str, float] | None = None) -> Figure:
+    """Rows = images, columns = the input then one overlay per method (scaled to its `percentiles` entry)."""
+    percentiles = percentiles or {}
     columns = 1 + len(heatmaps)
     aspect = float(np.mean([to_numpy_image(i).shape[0] / to_numpy_image(i).shape[1] for i in images]))
     figure = Figure(figsize=(1.9 * columns, (1.9 * aspect + 0.3) * len(images)), dpi=100)
@@ -107,7 +114,8 @@ def contact_sheet(images: Sequence, heatmaps: dict[str, Sequence], captions: Seq
     for row, image in enumerate(images):
         _panel(axes[row, 0], to_numpy_image(image), captions[row], fontsize=7)
         for column, (method, maps) in enumerate(heatmaps.items(), start=1):
-            _panel(axes[row, column], overlay(image, maps[row]), method if row == 0 else "", fontsize=8)
+            picture = overlay(image, maps[row], percentile=percentiles.get(method, 100.0))
+            _panel(axes[row, column], picture, method if row == 0 else "", fontsize=8)
     figure.subplots_adjust(wspace=0.04, hspace=0.18)
     return figure
 
@@ -118,7 +126,8 @@ def grid_figure(tiles: Sequence[np.ndarray], titles: Sequence[str] | None = None
     count = len(tiles)
     columns = columns or int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / columns))
-    figure = Figure(figsize=(tile_inches * columns, tile_inches * rows + (0.35 if title else 0)), dpi=100)
+    height = tile_inches * rows + (0.4 if title else 0)
+    figure = Figure(figsize=(tile_inches * columns, height), dpi=100)
     axes = np.array(figure.subplots(rows, columns, squeeze=False)).flatten()
     for index, axis in enumerate(axes):
         axis.axis("off")
@@ -128,8 +137,8 @@ def grid_figure(tiles: Sequence[np.ndarray], titles: Sequence[str] | None = None
             if titles:
                 axis.set_title(titles[index], fontsize=7)
     if title:
-        figure.suptitle(title, fontsize=10)
-    figure.subplots_adjust(wspace=0.08, hspace=0.3 if titles else 0.08)
+        figure.suptitle(title, fontsize=10, y=1 - 0.08 / height)
+    figure.subplots_adjust(wspace=0.08, hspace=0.3 if titles else 0.08, top=1 - (0.4 if title else 0.05) / height)
     return figure
 
 
