@@ -42,7 +42,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"cpu, torch threads: {torch.get_num_threads()}"
     print(f"{args.backbone} on {args.data} at {args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"{args.epochs} epochs, frozen backbone; {name}, {args.precision}, torch {torch.__version__}")
     results = {}
