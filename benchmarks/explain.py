@@ -175,6 +175,19 @@ def ratios(table: dict, seconds: dict[str, float], positions: int) -> list[dict]
     return rows
 
 
+def summary_table(results: list[dict]) -> str:
+    """Every ratio in one Markdown table: cnnlab's time over each peer's and over the floor."""
+    lines = ["| model | batch | method | cnnlab ms | cnnlab / each peer | cnnlab / fastest peer | cnnlab / floor |",
+             "| --- | ---: | --- | ---: | --- | ---: | ---: |"]
+    for result in results:
+        for row in result["rows"]:
+            peers = "; ".join(f"{name} {ratio:.2f}" for name, ratio in row["peers"].items()) or "-"
+            best = "-" if row["vs_fastest_peer"] is None else f"{row['vs_fastest_peer']:.2f}"
+            lines.append(f"| {result['model']} | {result['batch']} | {row['method']} | {1000 * row['seconds']:.1f} | "
+                         f"{peers} | {best} | {row['vs_floor']:.2f} ({row['floor'].removeprefix('floor: ')}) |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet18,efficientnet_lite0")
@@ -222,6 +235,8 @@ def main() -> None:
                 print(f"| {row['method']} | {1000 * row['seconds']:.1f} | {row['fastest_peer'] or '-'} | {peer_ms} | "
                       f"{vs_peer} | {row['floor']} | {row['vs_floor']:.2f} |")
             print(f"load average {os.getloadavg()[0]:.1f}\n", flush=True)
+    print("## Every ratio\n")
+    print(summary_table(results))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

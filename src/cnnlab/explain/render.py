@@ -94,7 +94,9 @@ def occlusion_figure(image, probability, predicted: np.ndarray, class_names: Seq
     order = classes[np.argsort(-counts)]
     palette = colormaps["tab10"]
     colour_of = {c: palette(i % 10) for i, c in enumerate(order)}
-    right.imshow(np.array([[colour_of[c] for c in row] for row in predicted]), interpolation="nearest")
+    height, width = picture.shape[:2]  # the grid of patch positions, stretched over the image
+    right.imshow(np.array([[colour_of[c] for c in row] for row in predicted]), interpolation="nearest",
+                 extent=(0, width, height, 0))
     right.set_title("predicted class with the patch here", fontsize=9)
     right.axis("off")
     handles = [right.scatter([], [], color=colour_of[c], marker="s", label=_short(class_names[c])) for c in order[:6]]
