@@ -40,7 +40,8 @@ def test_frozen_backbone_trains_only_the_head_and_writes_a_run(image_folder, tmp
     # evaluate and predict read the run as they read a `cnnlab train` run
     assert evaluate_run(tmp_path / "run", print_fn=lambda *_: None)["accuracy"] == pytest.approx(
         result.metrics["test_accuracy"])
-    top = predict_files(str(tmp_path / "run"), [str(image_folder / "cat" / "03.png")], top_k=2, print_fn=lambda *_: None)
+    top = predict_files(str(tmp_path / "run"), [str(image_folder / "cat" / "03.png")], top_k=2,
+                        print_fn=lambda *_: None)
     assert len(top[0]) == 2 and {name for name, _ in top[0]} <= {"cat", "dog", "fox"}
 
 
@@ -66,7 +67,8 @@ def test_cached_and_uncached_training_agree(image_folder, tmp_path):
     for cached, uncached in zip(runs[True].history, runs[False].history):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert cached[key] == pytest.approx(uncached[key], rel=1e-4, abs=1e-5), key
-    heads = [load_file(str(tmp_path / str(cache) / "model.safetensors"))["classifier.weight"] for cache in (True, False)]
+    heads = [load_file(str(tmp_path / str(cache) / "model.safetensors"))["classifier.weight"]
+             for cache in (True, False)]
     torch.testing.assert_close(heads[0], heads[1], rtol=1e-4, atol=1e-5)
     assert runs[False].metrics["feature_cache_seconds"] == 0
 

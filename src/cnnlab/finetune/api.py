@@ -175,8 +175,9 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
         test = Trainer(model.get_submodule(entry.classifier), None, device=device, verbose=False).evaluate(
             features.get("test", splits.test))
     else:
-        test = Trainer(model, None, device=device, precision=config.precision, preprocess=preprocess,
-                       workers=config.workers, verbose=False).evaluate(splits.test, batch_size=max(config.batch_size, 64))
+        tester = Trainer(model, None, device=device, precision=config.precision, preprocess=preprocess,
+                         workers=config.workers, verbose=False)
+        test = tester.evaluate(splits.test, batch_size=max(config.batch_size, 64))
     seconds = sum(row["seconds"] for row in history)
     metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
                "val_accuracy": history[-1].get("val_accuracy") if history else None,

@@ -164,7 +164,8 @@ def _timm_backbone(name: str) -> Backbone:
     if isinstance(classifier, (tuple, list)):  # models with a distillation head name both; the first is the main one
         classifier = classifier[0]
     return Backbone(f"timm:{name}", lambda: timm.create_model(name, pretrained=False), load, classifier,
-                    int(cfg["input_size"][-1]), tuple(cfg["mean"]), tuple(cfg["std"]), cfg.get("interpolation", "bicubic"), f"timm {name}")
+                    int(cfg["input_size"][-1]), tuple(cfg["mean"]), tuple(cfg["std"]),
+                    cfg.get("interpolation", "bicubic"), f"timm {name}")
 
 
 _EFFICIENTNET_LITE0 = Backbone(
