@@ -17,6 +17,17 @@ def convnext_weights(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def resnet18_weights(tmp_path_factory):
+    """Random torchvision resnet18 weights as a .pth file, standing in for the ImageNet ones."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(resnet18().state_dict(), path)
+    return path
+
+
 @pytest.fixture
 def no_hub_cache(tmp_path, monkeypatch):
     """An empty torch hub cache, so torchvision weights are missing whatever this machine holds."""

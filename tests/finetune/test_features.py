@@ -11,11 +11,11 @@ from cnnlab.finetune.freeze import apply_freeze, frozen_in_eval, parse_freeze
 from cnnlab.models.backbones import get_backbone
 
 
-@pytest.fixture(params=["efficientnet_lite0", "timm:test_convnext"])
-def frozen_backbone(request, convnext_weights):
+@pytest.fixture(params=["efficientnet_lite0", "resnet18", "timm:test_convnext"])
+def frozen_backbone(request, convnext_weights, resnet18_weights):
     entry = get_backbone(request.param)
     torch.manual_seed(0)
-    weights = str(convnext_weights) if request.param.startswith("timm:") else None
+    weights = {"resnet18": str(resnet18_weights), "timm:test_convnext": str(convnext_weights)}.get(request.param)
     model = entry.create(weights, num_classes=3)
     apply_freeze(model, entry.classifier, parse_freeze("backbone"))
     return model, entry

@@ -73,6 +73,17 @@ def test_cached_and_uncached_training_agree(image_folder, tmp_path):
     assert runs[False].metrics["feature_cache_seconds"] == 0
 
 
+def test_timm_backbone_with_a_weights_file_and_a_dotted_head(image_folder, tmp_path, convnext_weights):
+    result = finetune(f"folder:{image_folder}", "timm:test_convnext", weights=convnext_weights, epochs=1,
+                      out=tmp_path / "run", **SMALL)
+    state = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert state["head.fc.weight"].shape[0] == 3
+    pretrained = torch.load(convnext_weights, weights_only=True)
+    assert torch.equal(state["stem.0.weight"], pretrained["stem.0.weight"])
+    assert evaluate_run(tmp_path / "run", print_fn=lambda *_: None)["accuracy"] == pytest.approx(
+        result.metrics["test_accuracy"])
+
+
 def test_flowers102_layout_with_official_splits(flowers_dir, tmp_path):
     result = finetune(f"flowers102:{flowers_dir}", "efficientnet_lite0", epochs=1, freeze="until:conv_head",
                       out=tmp_path / "run", **SMALL)
