@@ -8,7 +8,7 @@ import sys
 
 def cnnlab(*args, env=None):
     return subprocess.run([sys.executable, "-m", "cnnlab", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=300)
 
 
 def test_finetune_writes_a_run(image_folder, tmp_path):
