@@ -191,6 +191,9 @@ def _prepare_out(out, config: TrainConfig, overwrite: bool) -> Path:
 
 def _resume(run_dir: Path, epochs: int | None, quiet: bool, print_fn, progress: bool) -> TrainResult:
     saved = read_config(run_dir)
+    if saved.get("backbone"):
+        raise ConfigError(f"The run {run_dir} is a fine-tuning run; its frozen layers and phases are not resumable "
+                          f"with --resume. Start a new 'cnnlab finetune' run instead.")
     state_path = run_dir / "checkpoint" / "state.pt"
     if not state_path.is_file():
         raise RunDirError(f"The run directory {run_dir} has no checkpoint/state.pt to resume from.")
