@@ -28,7 +28,6 @@ import warnings
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from cnnlab import explain
 from cnnlab.explain.base import borrowed, find_layer

@@ -1,4 +1,4 @@
-"""Fixtures: small models the explanation tests share, and a digits run directory written the way `cnnlab train` does."""
+"""Fixtures: the small models explanation tests share, and a digits run directory as `cnnlab train` writes one."""
 
 from __future__ import annotations
 

@@ -100,7 +100,8 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
 
 def visualize(model: str | os.PathLike | LoadedModel, what: str, layer: str | None = None,
               image: str | os.PathLike | None = None, classes: str | Sequence | None = None,
-              out: str | os.PathLike = "visualizations", steps: int = 200, input_range: tuple[float, float] = (0.0, 1.0),
+              out: str | os.PathLike = "visualizations", steps: int = 200,
+              input_range: str | tuple[float, float] = (0.0, 1.0),
               print_fn: Callable[[str], None] = print, **regularisers) -> list[Path]:
     """Draw `what`: ``filters`` (of `layer`, default the first convolution), ``feature-maps`` of `layer`
     (comma-separated; default a few convolutions) for `image`, or ``activation-max`` for `classes`

@@ -39,7 +39,8 @@ def default_feature_layers(model: nn.Module, most: int = 4) -> list[str]:
 
 
 @torch.no_grad()
-def feature_maps(model: nn.Module, images: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+def feature_maps(model: nn.Module, images: torch.Tensor,
+                 layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """The outputs of `layers` (default: `default_feature_layers`) for `images`, each (N, C, h, w)."""
     x = as_batch(images, model)
     chosen = [find_layer(model, name) for name in (layers or default_feature_layers(model))]
