@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FunctionalNet, digits
+from .conftest import FunctionalNet, digits
 
 from cnnlab import explain
 from cnnlab.errors import ConfigError, ModelError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import digits
+from .conftest import digits
 
 from cnnlab import explain
 from cnnlab.explain.occlusion import default_batch

@@ -14,7 +14,7 @@ import copy
 import pytest
 import torch
 from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam, LayerGradCam, Occlusion, Saliency
-from conftest import FunctionalNet, ModuleNet, correlation, digits
+from .conftest import FunctionalNet, ModuleNet, correlation, digits
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import digits
+from .conftest import digits
 from matplotlib import colormaps
 
 from cnnlab import explain

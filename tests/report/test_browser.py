@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import Browser, find_chromium
+from .browser import Browser, find_chromium
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed here; .ci/run installs "
                                 "Debian's chromium package before the tests, and `apt-get install chromium` does "

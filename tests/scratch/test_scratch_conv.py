@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scratch_reference import conv2d_loop, conv3d_loop
+from .scratch_reference import conv2d_loop, conv3d_loop
 
 from cnnlab.scratch import Conv2D, conv3d
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scratch_reference import numerical_gradient, relative_error
+from .scratch_reference import numerical_gradient, relative_error
 
 from cnnlab import scratch
 from cnnlab.scratch import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scratch_reference import assert_close
+from .scratch_reference import assert_close
 
 from cnnlab import scratch
 from cnnlab.models import create_model

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scratch_reference import digits_28
+from .scratch_reference import digits_28
 from sklearn.model_selection import train_test_split
 
 from cnnlab import scratch

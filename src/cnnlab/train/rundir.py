@@ -23,6 +23,8 @@ from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import RunDirError
 
 PRETRAINED_PREFIX = "pretrained:"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -33,6 +35,7 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
