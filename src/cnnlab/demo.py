@@ -21,7 +21,7 @@ from PIL import Image
 
 # The recipe: Keras' MNIST CNN with light geometric augmentation and a
 # one-cycle schedule. On the 1,797 digits (360 held out for the test) it
-# reaches 0.992 test accuracy with each of seeds 0, 1 and 2 (3 errors in 360) in 20 epochs.
+# reaches 0.986, 0.992 and 0.992 test accuracy with seeds 0, 1 and 2 in 20 epochs.
 DEMO_RECIPE = dict(
     data="digits",
     model="mnist-cnn",
