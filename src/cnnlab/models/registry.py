@@ -12,7 +12,6 @@ from typing import Callable
 from torch import nn
 
 from cnnlab import spec as specs
-from cnnlab.errors import SpecError, unknown
 from cnnlab.models.sequential import build_sequential
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -43,12 +42,7 @@ def create_model(model: str, num_classes: int = 10, input_shape: tuple[int, int,
     """Build a registered model or any spec string for `num_classes` classes and (C, H, W) inputs."""
     if model in _REGISTRY:
         return _REGISTRY[model](num_classes=num_classes, input_shape=tuple(input_shape))
-    try:
-        layers = specs.resolve(model, num_classes, known=tuple(_REGISTRY))
-    except SpecError as error:
-        if "(" not in model and "-" not in model:
-            raise SpecError(unknown("model", model, _REGISTRY)) from None
-        raise error from None
+    layers = specs.resolve(model, num_classes, known=tuple(_REGISTRY))
     return build_sequential(layers, input_shape, model)
 
 

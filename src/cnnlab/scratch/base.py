@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ class Parameter:
         return cls(name, value, np.zeros_like(value))
 
 
-class Layer:
+class Layer(ABC):
     """A layer computes `forward(x, training)` and, from d loss / d output, `backward(dout)` = d loss / d input.
 
     `forward` keeps what `backward` needs (named for what it is); `backward`
@@ -30,11 +31,13 @@ class Layer:
 
     name: str = ""
 
+    @abstractmethod
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        raise NotImplementedError
+        """The layer's output for `x`, keeping what `backward` will need."""
 
+    @abstractmethod
     def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        raise NotImplementedError
+        """d loss / d input from d loss / d output, adding into each parameter's `grad`."""
 
     def parameters(self) -> list[Parameter]:
         return []
