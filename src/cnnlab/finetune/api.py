@@ -20,7 +20,7 @@ from cnnlab.errors import ConfigError, invalid
 from cnnlab.finetune.callbacks import AddSeconds, FullModelCheckpoint, FullModelEarlyStopping
 from cnnlab.finetune.features import FeatureCache
 from cnnlab.finetune.freeze import FreezeSpec, apply_freeze, frozen_in_eval, parameter_groups, parse_freeze
-from cnnlab.train.api import TrainResult, _prepare_out, _write_config
+from cnnlab.train.api import TrainResult, prepare_run_dir, write_run_config
 from cnnlab.train.callbacks import CSVLogger, ReduceLROnPlateau
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.optim import build_optimizer, build_scheduler
@@ -119,10 +119,10 @@ def finetune(data: str | None = None, backbone: str | None = None, *, freeze: st
     for _, _, frozen in phases:  # a bad until:LAYER fails here, before the run directory exists
         apply_freeze(model, entry.classifier, frozen)
     preprocess = Preprocess(entry.mean, entry.std)
-    run_dir = _prepare_out(out, config, overwrite)
+    run_dir = prepare_run_dir(out, config, overwrite)
     n_params = sum(p.numel() for p in model.parameters())
     # load_data resized the training images bilinearly; new images must be prepared the same way.
-    _write_config(run_dir, config, splits, {"backbone": entry.name, "finetune": settings.to_dict()}, preprocess,
+    write_run_config(run_dir, config, splits, {"backbone": entry.name, "finetune": settings.to_dict()}, preprocess,
                   n_params, "bilinear")
 
     device = resolve_device(config.device)

@@ -58,12 +58,12 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     if config.engine == "numpy":
         from cnnlab.train.scratch_run import train_scratch
 
-        return train_scratch(config, splits, _prepare_out(out, config, overwrite), quiet, print_fn, progress)
+        return train_scratch(config, splits, prepare_run_dir(out, config, overwrite), quiet, print_fn, progress)
     from cnnlab.models.registry import create_model
 
     torch.manual_seed(config.seed)
     network = create_model(config.model, len(splits.class_names), splits.input_shape)
-    return fit_run(network, splits, config, _prepare_out(out, config, overwrite), {"model": config.model},
+    return fit_run(network, splits, config, prepare_run_dir(out, config, overwrite), {"model": config.model},
                    quiet=quiet, print_fn=print_fn, progress=progress)
 
 
@@ -98,7 +98,7 @@ def fit_run(network: nn.Module, splits, config: TrainConfig, run_dir: Path, mode
     scheduler = build_scheduler(optimizer, config, steps)
     n_params = sum(p.numel() for p in network.parameters())
     if state is None:
-        _write_config(run_dir, config, splits, model_config, preprocess, n_params, interpolation)
+        write_run_config(run_dir, config, splits, model_config, preprocess, n_params, interpolation)
     callbacks = [CSVLogger(run_dir / "history.csv"), ModelCheckpoint(run_dir / "checkpoint")]
     if config.patience:
         callbacks.append(EarlyStopping(patience=config.patience))
@@ -136,7 +136,7 @@ def fit_run(network: nn.Module, splits, config: TrainConfig, run_dir: Path, mode
     return TrainResult(run_dir, metrics, history)
 
 
-def _write_config(run_dir: Path, config: TrainConfig, splits, model_config: dict, preprocess, n_params: int,
+def write_run_config(run_dir: Path, config: TrainConfig, splits, model_config: dict, preprocess, n_params: int,
                   interpolation: str) -> None:
     spec = _spec_string(model_config.get("model"), len(splits.class_names))
     write_json(run_dir / "config.json", {
@@ -170,7 +170,7 @@ def _spec_string(model: str | None, num_classes: int) -> str | None:
         return None
 
 
-def _prepare_out(out, config: TrainConfig, overwrite: bool) -> Path:
+def prepare_run_dir(out, config: TrainConfig, overwrite: bool) -> Path:
     """The run directory to write: a fresh one, never a half-overwritten old run."""
     if out is None:
         stem = re.sub(r"[^A-Za-z0-9_.]+", "-", f"{config.data}-{config.model}").strip("-")[:60]

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from cnnlab.errors import ConfigError
-from cnnlab.train.api import TrainResult, _write_config
+from cnnlab.train.api import TrainResult, write_run_config
 from cnnlab.train.callbacks import CSVLogger
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.rundir import atomic_write, save_weights, write_json
-from cnnlab.train.trainer import _epoch_line
+from cnnlab.train.trainer import epoch_line
 
 
 def train_scratch(config: TrainConfig, splits, run_dir: Path, quiet: bool = False, print_fn=print,
@@ -42,7 +42,7 @@ def train_scratch(config: TrainConfig, splits, run_dir: Path, quiet: bool = Fals
     trainer = scratch.ScratchTrainer(net, optimizer)
     history: list[dict] = []
     if state is None:
-        _write_config(run_dir, config, splits, {"model": config.model}, Preprocess(),
+        write_run_config(run_dir, config, splits, {"model": config.model}, Preprocess(),
                       sum(p.value.size for p in net.parameters()), "bilinear")
     else:
         net.load_state_dict({k: v.numpy() for k, v in state["model"].items()})
@@ -80,7 +80,7 @@ def train_scratch(config: TrainConfig, splits, run_dir: Path, quiet: bool = Fals
         logs = {**logs, "epoch": done + epoch + 1}
         history.append(logs)
         if not quiet:
-            print_fn(_epoch_line({k: v for k, v in logs.items() if v is not None}, config.epochs))
+            print_fn(epoch_line({k: v for k, v in logs.items() if v is not None}, config.epochs))
         csv_logger.on_epoch_end(epoch, logs)
         _save_checkpoint(run_dir / "checkpoint" / "state.pt", net, optimizer, history)
         trainer.stop_training = watch.should_stop(logs.get("val_loss"))

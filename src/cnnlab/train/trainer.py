@@ -93,7 +93,7 @@ class Trainer:
             self.history.append(logs)
             self.epoch = epoch + 1
             if self.verbose:
-                self.print_fn(_epoch_line(logs, epochs))
+                self.print_fn(epoch_line(logs, epochs))
             self.callbacks.on_epoch_end(epoch, logs)
         self.callbacks.on_train_end()
         return self.history
@@ -253,7 +253,7 @@ class _TensorData:
         return len(self.x)
 
 
-def _epoch_line(logs: dict, epochs: int) -> str:
+def epoch_line(logs: dict, epochs: int) -> str:
     parts = [f"Epoch {logs['epoch']}/{epochs}", f"loss {logs['loss']:.4f}", f"accuracy {logs['accuracy']:.4f}"]
     if "val_loss" in logs:
         parts += [f"val_loss {logs['val_loss']:.4f}", f"val_accuracy {logs['val_accuracy']:.4f}"]
