@@ -8,7 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread per test process: two workers share two cores, the tests run tiny batches, and on a
+    busy machine spin-waiting threads made them several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:

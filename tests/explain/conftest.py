@@ -26,15 +26,6 @@ def digits(count: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         data.target[:count])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread per test process: two workers share two cores, and more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def digits_model() -> torch.nn.Module:
     """seed-cnn trained for five epochs on 1,500 digits (about 90% on the other 297)."""

@@ -6,16 +6,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: these tests run tiny batches, where a second thread only waits, and on a busy
-    machine spin-waiting threads made them several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def convnext_weights(tmp_path_factory):
     """A state dict of timm's tiny `test_convnext` (its head is `head.fc`, a dotted name), as a .pth file."""

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from filelock import FileLock
 
 from cnnlab.cli import main
@@ -26,15 +25,6 @@ class Report:
     @property
     def html(self) -> str:
         return self.html_path.read_text()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    """One torch thread per test process: two workers share two cores, and more threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ slower than on one thread.
 """
 
 import pytest
-import torch
 from threadpoolctl import threadpool_limits
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_blas_thread():
+    """NumPy's BLAS on one thread too (torch's is set for the whole suite in tests/conftest.py)."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
-    torch.set_num_threads(threads)
