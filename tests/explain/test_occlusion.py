@@ -6,7 +6,7 @@ import torch
 from .conftest import digits
 
 from cnnlab import explain
-from cnnlab.explain.occlusion import default_batch
+from cnnlab.explain.methods.occlusion import default_batch
 
 
 def test_occlusion_outputs_match_a_one_position_at_a_time_loop(digits_model):

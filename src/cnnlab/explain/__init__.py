@@ -3,32 +3,22 @@
 Every method takes any ``nn.Module`` that maps [0, 1] images to logits (for a
 loaded run, ``LoadedModel.network``), works on a batch, and leaves the model
 as it found it. Maps come back as (N, H, W) tensors at the input's resolution;
-`overlay` draws any of them onto its image.
+`overlay` draws any of them onto its image. `METHODS` is the registry of map
+methods (`cnnlab.explain.registry`); each is also an attribute of this
+module under its Python name (``cnnlab.explain.gradcam``).
 """
 
 from cnnlab.explain.activation_max import activation_max
 from cnnlab.explain.base import find_layer
 from cnnlab.explain.features import feature_maps, filters
-from cnnlab.explain.gradcam import gradcam, gradcam_guided, gradcam_rectified, guided_gradcam
-from cnnlab.explain.occlusion import OcclusionResult, occlusion
-from cnnlab.explain.saliency import guided, rectified, saliency
+from cnnlab.explain.methods.gradcam import gradcam, gradcam_guided, gradcam_rectified, guided_gradcam
+from cnnlab.explain.methods.occlusion import OcclusionResult, occlusion
+from cnnlab.explain.methods.saliency import guided, rectified, saliency
+from cnnlab.explain.registry import METHODS, Method, get_method, parse_methods, register_method
 
-# The methods `cnnlab explain --method` accepts, each returning (N, H, W) maps.
-METHODS = {
-    "saliency": saliency,
-    "guided": guided,
-    "rectified": rectified,
-    "gradcam": gradcam,
-    "gradcam-guided": gradcam_guided,
-    "gradcam-rectified": gradcam_rectified,
-    "guided-gradcam": guided_gradcam,
-    "occlusion": lambda model, images, target=None, **options: occlusion(model, images, target, **options).probability,
-}
-LAYER_METHODS = ("gradcam", "gradcam-guided", "gradcam-rectified", "guided-gradcam")
-
-__all__ = ["LAYER_METHODS", "METHODS", "OcclusionResult", "activation_max", "feature_maps", "filters", "find_layer",
-           "gradcam", "gradcam_guided", "gradcam_rectified", "guided", "guided_gradcam", "occlusion", "overlay",
-           "rectified", "saliency"]
+__all__ = ["METHODS", "Method", "OcclusionResult", "activation_max", "feature_maps", "filters", "find_layer",
+           "get_method", "gradcam", "gradcam_guided", "gradcam_rectified", "guided", "guided_gradcam", "occlusion",
+           "overlay", "parse_methods", "rectified", "register_method", "saliency"]
 
 
 def __getattr__(name: str):
@@ -37,4 +27,8 @@ def __getattr__(name: str):
         from cnnlab.explain.render import overlay
 
         return overlay
+    # Any registered method by its Python name: cnnlab.explain.integrated_gradients(model, images, ...).
+    method = METHODS.get(name.replace("_", "-"))
+    if method is not None:
+        return method.compute
     raise AttributeError(f"module 'cnnlab.explain' has no attribute {name!r}")

@@ -15,17 +15,15 @@ import numpy as np
 import torch
 
 from cnnlab.errors import ConfigError, invalid, similar, unknown
-from cnnlab.explain import LAYER_METHODS, METHODS
 from cnnlab.explain.activation_max import activation_max
 from cnnlab.explain.base import find_layer, upsample
 from cnnlab.explain.features import default_feature_layers, feature_maps, filters
-from cnnlab.explain.occlusion import occlusion
+from cnnlab.explain.methods.occlusion import occlusion
+from cnnlab.explain.registry import parse_methods
 from cnnlab.explain.render import contact_sheet, explanation_figure, grid_figure, occlusion_figure, save_figure
 from cnnlab.train.rundir import LoadedModel, atomic_write, load_model
 
 VISUALIZATIONS = ("filters", "feature-maps", "activation-max")
-# Gradient maps are drawn up to their 99th percentile, so a few spiky pixels do not take all the colour.
-DRAWN_TO_PERCENTILE = {"saliency": 99.0, "guided": 99.0, "rectified": 99.0, "guided-gradcam": 99.0}
 IMAGES_PER_PASS = 8
 
 
@@ -44,7 +42,7 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
     methods = parse_methods(methods)
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     network = loaded.network
-    if layer is not None and any(m in LAYER_METHODS for m in methods):
+    if layer is not None and any(m.layer for m in methods):
         find_layer(network, layer)
     target_index = class_index(target, loaded.class_names)
     inputs, originals = loaded.load_images(images)
@@ -61,38 +59,40 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
     captions = [_caption(Path(p).name, names, row, int(t)) for p, row, t in zip(images, probabilities, targets)]
     written: list[Path] = []
     sheet: dict[str, list[np.ndarray]] = {}
+    percentiles = {}
     for method in methods:
-        options = {"layer": layer} if method in LAYER_METHODS else {}
-        if method == "occlusion":
+        options = {"layer": layer} if method.layer else {}
+        if method.figure == "occlusion":
             options = {"batch": batch, "patch": patch, "stride": stride, "fill": fill}
-        sheet[method] = []
+        options = method.check(options)
+        sheet[method.name], percentiles[method.name] = [], method.percentile
         for start in range(0, len(inputs), IMAGES_PER_PASS):
             chunk = slice(start, start + IMAGES_PER_PASS)
-            if method == "occlusion":
+            if method.figure == "occlusion":
                 result = occlusion(network, inputs[chunk], targets[chunk], **options)
                 maps, extra = result.probability, result
             else:
-                maps, extra = METHODS[method](network, inputs[chunk], targets[chunk], **options).cpu(), None
+                maps, extra = method(network, inputs[chunk], targets[chunk], **options).cpu(), None
             for k, heatmap in enumerate(maps):
                 index = start + k
                 original = originals[index]
                 full = upsample(heatmap[None].float(), original.shape[-2:])[0].numpy().astype(np.float32)
-                stem = out / f"{Path(images[index]).stem}.{method}"
+                stem = out / f"{Path(images[index]).stem}.{method.name}"
                 written.append(_save_array(stem.with_name(stem.name + ".npy"), full))
                 if extra is None:
-                    figure = explanation_figure(original, full, method, captions[index],
-                                                DRAWN_TO_PERCENTILE.get(method, 100.0))
-                    sheet[method].append(full)
+                    figure = explanation_figure(original, full, method.name, captions[index], method.percentile)
+                    sheet[method.name].append(full)
                 else:
                     figure = occlusion_figure(original, full, extra.predicted[k].numpy(), names, captions[index],
                                               names[int(targets[index])])
                     print_fn(f"{Path(images[index]).name}: occlusion {_class_counts(extra.counts[k], names)}")
-                    sheet[method].append(extra.unoccluded[k].item() - full)  # the drop, so hot means important
+                    sheet[method.name].append(extra.unoccluded[k].item() - full)  # the drop, so hot means important
                 save_figure(figure, stem.with_name(stem.name + ".png"))
                 written.append(stem.with_name(stem.name + ".png"))
     if len(inputs) > 1:
         columns = {("occlusion (drop in p)" if m == "occlusion" else m): maps for m, maps in sheet.items()}
-        save_figure(contact_sheet(originals, columns, captions, DRAWN_TO_PERCENTILE), out / "contact_sheet.png")
+        percentiles = {("occlusion (drop in p)" if m == "occlusion" else m): p for m, p in percentiles.items()}
+        save_figure(contact_sheet(originals, columns, captions, percentiles), out / "contact_sheet.png")
         written.append(out / "contact_sheet.png")
     print_fn(f"wrote {len(written)} files to {out}")
     return written
@@ -170,17 +170,6 @@ def demo_photos(out: str | os.PathLike, print_fn: Callable[[str], None] = print)
         paths.append(path)
     return paths + explain_files("pretrained:efficientnet_lite0", paths, methods=("gradcam",), out=out,
                                  print_fn=print_fn)
-
-
-def parse_methods(methods: str | Sequence[str]) -> list[str]:
-    """Method names from a list or a comma-separated string, each checked against `METHODS`."""
-    names = _split(methods)
-    for name in names:
-        if name not in METHODS:
-            raise ConfigError(unknown("method", name, METHODS))
-    if not names:
-        raise ConfigError(f"No method given; choose from {', '.join(METHODS)}.")
-    return names
 
 
 def class_index(target: int | str | None, class_names: Sequence[str]) -> int | None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from cnnlab.explain.base import Target, as_batch, borrowed, target_scores, targets_for
 from cnnlab.explain.hooks import relu_rule
+from cnnlab.explain.registry import register_method
 
 
 def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None,
@@ -27,16 +28,23 @@ def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None
     return gradient
 
 
+@register_method("saliency", "vanilla gradient: max over channels of |d logit / d pixel| (Simonyan et al.)",
+                 units="|d logit / d pixel|", percentile=99.0, reference="captum Saliency")
 def saliency(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
     """Vanilla gradient saliency, (N, H, W)."""
     return input_gradient(model, images, target).abs().amax(dim=1)
 
 
+@register_method("guided", "guided backprop: only positive gradients pass through active units (Springenberg "
+                 "et al.)", units="guided |d logit / d pixel|", percentile=99.0, reference="captum GuidedBackprop")
 def guided(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
     """Guided backprop saliency, (N, H, W): only positive gradients pass through active units."""
     return input_gradient(model, images, target, "guided").abs().amax(dim=1)
 
 
+@register_method("rectified", "deconvnet: only positive gradients pass, whatever the unit's input (Zeiler & "
+                 "Fergus; keras-vis 'relu')", units="rectified |d logit / d pixel|", percentile=99.0,
+                 reference="captum Deconvolution")
 def rectified(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
     """Rectified (deconvnet) saliency, (N, H, W): only positive gradients pass, whatever the unit's input."""
     return input_gradient(model, images, target, "rectified").abs().amax(dim=1)

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from cnnlab.errors import ModelError
 from cnnlab.explain.base import Target, as_batch, borrowed, find_layer, target_scores, targets_for, upsample
 from cnnlab.explain.hooks import Hooks, relu_rule
+from cnnlab.explain.registry import register_method
 
 
 def class_activation(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
@@ -35,6 +36,9 @@ def _layer_output(capture, name: str) -> torch.Tensor:
     return capture.value
 
 
+@register_method("gradcam", "Grad-CAM: ReLU of the layer's channels weighted by their mean gradients "
+                 "(Selvaraju et al.)", units="Grad-CAM (logit units)", layer=True,
+                 reference="captum LayerGradCam, pytorch-grad-cam GradCAM")
 def gradcam(model: nn.Module, images: torch.Tensor, target: Target = None, layer: str | None = None,
             rule: str | None = None) -> torch.Tensor:
     """Grad-CAM maps, (N, H, W), for `layer` (default: the last convolutional layer)."""
@@ -49,18 +53,24 @@ def gradcam(model: nn.Module, images: torch.Tensor, target: Target = None, layer
     return upsample(class_activation(activation, gradient), x.shape[-2:])
 
 
+@register_method("gradcam-guided", "Grad-CAM with guided-backprop gradients from the logit to the layer "
+                 "(keras-vis visualize_cam, 'guided')", units="Grad-CAM (guided gradients)", layer=True)
 def gradcam_guided(model: nn.Module, images: torch.Tensor, target: Target = None,
                    layer: str | None = None) -> torch.Tensor:
     """Grad-CAM with guided-backprop gradients from the score to the layer, (N, H, W)."""
     return gradcam(model, images, target, layer, "guided")
 
 
+@register_method("gradcam-rectified", "Grad-CAM with rectified gradients from the logit to the layer "
+                 "(keras-vis visualize_cam, 'relu')", units="Grad-CAM (rectified gradients)", layer=True)
 def gradcam_rectified(model: nn.Module, images: torch.Tensor, target: Target = None,
                       layer: str | None = None) -> torch.Tensor:
     """Grad-CAM with rectified (deconvnet) gradients from the score to the layer, (N, H, W)."""
     return gradcam(model, images, target, layer, "rectified")
 
 
+@register_method("guided-gradcam", "guided backprop times the upsampled Grad-CAM (Selvaraju et al.)",
+                 units="guided |gradient| x Grad-CAM", layer=True, percentile=99.0, reference="captum GuidedGradCam")
 def guided_gradcam(model: nn.Module, images: torch.Tensor, target: Target = None,
                    layer: str | None = None) -> torch.Tensor:
     """Guided Grad-CAM, (N, H, W): max over channels of |guided backprop| times the upsampled Grad-CAM."""

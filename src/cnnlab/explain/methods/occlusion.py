@@ -15,6 +15,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError, invalid
 from cnnlab.explain.base import Target, as_batch, borrowed, targets_for
+from cnnlab.explain.registry import Option, register_method
 
 # Occluded copies per forward pass: on a CPU, four 224x224 RGB images' worth of values per torch thread.
 # Measured with two threads (benchmarks/explain.py): eight 224x224 copies per pass beat three and 32, and
@@ -104,3 +105,16 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, pat
     probability = total / covered
     counts = torch.stack([torch.bincount(p.flatten(), minlength=probabilities.shape[-1]) for p in predicted])
     return OcclusionResult(probability, predicted, counts, unoccluded, targets.cpu(), (rows, cols))
+
+
+@register_method("occlusion", "drop in the target's probability when a patch hides each pixel (Zeiler & Fergus)",
+                 units="drop in probability", gradients=False, signed=True, figure="occlusion",
+                 reference="captum Occlusion",
+                 options={"patch": Option(None, "patch side in pixels (default: 1/4 of the smaller side)", int, 1),
+                          "stride": Option(None, "pixels between patch positions (default: half the patch)", int, 1),
+                          "fill": Option(0.5, "value of the patch in [0, 1] image units", float),
+                          "batch": Option(None, "occluded copies per forward pass (default: chosen)", int, 1)})
+def occlusion_importance(model: nn.Module, images: torch.Tensor, target: Target = None, patch: int | None = None,
+                         stride: int | None = None, fill: float = 0.5, batch: int | None = None) -> torch.Tensor:
+    """Unoccluded minus occluded probability of the target at each pixel, (N, H, W); negative where hiding helps."""
+    return occlusion(model, images, target, patch, stride, fill, batch).importance
