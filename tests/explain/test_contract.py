@@ -112,3 +112,18 @@ def test_bad_arguments_raise_one_line_errors(resnet18):
         explain.saliency(resnet18, x, target=[1, 2, 3])
     with pytest.raises(ConfigError, match="stride"):
         explain.occlusion(resnet18, x, patch=4, stride=5)
+
+
+def test_registry_refuses_an_option_the_method_does_not_take(resnet18):
+    x = torch.rand(1, 3, 32, 32)
+    with pytest.raises(ConfigError, match="takes no option 'patch'"):
+        explain.METHODS["saliency"](resnet18, x, patch=4)
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        explain.METHODS["occlusion"](resnet18, x, patch=0)
+    with pytest.raises(ConfigError, match="Unknown method 'gradcm'.*'gradcam'"):
+        explain.get_method("gradcm")
+
+
+def test_every_method_is_an_attribute_under_its_python_name():
+    for name, method in explain.METHODS.items():
+        assert getattr(explain, name.replace("-", "_")) is method.compute or name == "occlusion"
