@@ -37,7 +37,7 @@ def main() -> None:
     import torch
 
     from cnnlab.finetune import finetune
-    from cnnlab.train.trainer import resolve_device
+    from cnnlab.loop.trainer import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -66,7 +66,7 @@ def run_trainer(epochs: int, precision: str) -> float:
     from cnnlab.data import ArrayDataset
     from cnnlab.models import create_model
     from cnnlab.train import TrainConfig, Trainer
-    from cnnlab.train.optim import build_optimizer, build_scheduler
+    from cnnlab.loop.optim import build_optimizer, build_scheduler
 
     x, y = _data(torch)
     data = ArrayDataset(x, y)

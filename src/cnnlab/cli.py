@@ -1,20 +1,28 @@
 """The command line: thin. Each subcommand parses its options and calls one library function.
 
 Bad input raises a `CnnlabError`; `main` prints its one-line message and
-exits with code 2, never a traceback.
+exits with code 2, never a traceback. Training options default to
+``argparse.SUPPRESS``: only the options typed reach the library, which knows
+the defaults (shown by ``--help``) and can tell, when resuming, which options
+the user asked to change.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from cnnlab import __version__
 from cnnlab.errors import CnnlabError, similar
+from cnnlab.run.config import DEFAULT_LR, TrainConfig
+
+TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+FINETUNE_OVERRIDES = {"optimizer": "adam", "epochs": 5, "batch_size": 32}
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that suggest the nearest option or command name."""
+    """argparse with one-line errors that suggest the nearest option or command name of the command in use."""
 
     def error(self, message: str):  # argparse's hook
         if message.startswith("unrecognized arguments:"):
@@ -26,6 +34,13 @@ class _Parser(argparse.ArgumentParser):
             message = message + "." + similar(choice, self._command_names())
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = dict(self._child_parsers()).get(getattr(parsed, "command", None), self)
+            command.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
     def _child_parsers(self):
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction):
@@ -35,39 +50,65 @@ class _Parser(argparse.ArgumentParser):
         return [name for name, _ in self._child_parsers()]
 
     def _option_names(self) -> set[str]:
-        names = {o for action in self._actions for o in action.option_strings if o.startswith("--")}
-        for _, parser in self._child_parsers():
-            names |= parser._option_names()
-        return names
+        return {o for action in self._actions for o in action.option_strings if o.startswith("--")}
 
 
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="data spec: digits, lfw-faces, mnist:DIR, folder:DIR, flowers102:DIR")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--optimizer", default="sgd", help="sgd, adam or adamw")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (sgd 0.05, adam/adamw 0.001)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--decay", type=float, default=1e-6, help="time-based decay: lr / (1 + decay * iteration)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", default="time", help="time (Keras decay), cosine or onecycle")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--validation-split", type=float, default=0.2)
-    p.add_argument("--test-split", type=float, default=0.2)
-    p.add_argument("--no-shuffle", dest="shuffle", action="store_false")
-    p.add_argument("--augment", default="", help="e.g. rotation=10,shift=0.1,hflip,featurewise-center,zca")
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16")
-    p.add_argument("--patience", type=int, default=None, help="early stopping after N epochs without progress")
-    p.add_argument("--reduce-lr-patience", type=int, default=None, help="halve lr after N epochs without progress")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for file data")
-    p.add_argument("--train-fraction", type=float, default=1.0, help="stratified share of the training part to use")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--out", default=None, help="run directory (default runs/<data>-<model>)")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default, also for options whose parsed default is SUPPRESS."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = getattr(action, "shown_default", argparse.SUPPRESS)
+        if default is not argparse.SUPPRESS and "(default" not in text:
+            text += f" (default: {default})"
+        return text
+
+
+def _option(parser, *names, shown=argparse.SUPPRESS, **kwargs):
+    action = parser.add_argument(*names, default=argparse.SUPPRESS, **kwargs)
+    action.shown_default = shown
+    return action
+
+
+def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
+    d = {**TRAIN_DEFAULTS, **defaults}
+    _option(p, "--data", metavar="SPEC", help="data spec: digits, lfw-faces, mnist:DIR, folder:DIR, flowers102:DIR")
+    _option(p, "--epochs", type=int, shown=d["epochs"], help="passes over the training split")
+    _option(p, "--batch-size", type=int, shown=d["batch_size"], help="images per update (the global batch)")
+    _option(p, "--optimizer", shown=d["optimizer"], help="sgd, adam or adamw")
+    _option(p, "--lr", type=float, help="learning rate (default: sgd 0.05, adam/adamw 0.001)")
+    _option(p, "--momentum", type=float, shown=d["momentum"], help="SGD momentum")
+    _option(p, "--nesterov", action=argparse.BooleanOptionalAction, shown=d["nesterov"], help="Nesterov momentum")
+    _option(p, "--decay", type=float, shown=d["decay"], help="time schedule: lr / (1 + decay * iteration)")
+    _option(p, "--weight-decay", type=float, shown=d["weight_decay"], help="L2 penalty (decoupled with adamw)")
+    _option(p, "--schedule", shown=d["schedule"], help="time (Keras decay), cosine or onecycle")
+    _option(p, "--label-smoothing", type=float, shown=d["label_smoothing"], help="cross-entropy label smoothing")
+    _option(p, "--validation-split", type=float, shown=d["validation_split"], help="share of the training part")
+    _option(p, "--test-split", type=float, shown=d["test_split"], help="share of the data held out for testing")
+    _option(p, "--train-fraction", type=float, shown=d["train_fraction"],
+            help="stratified share of the training part to use")
+    _option(p, "--no-shuffle", dest="shuffle", action="store_false", help="keep the training order every epoch")
+    _option(p, "--augment", metavar="OPTIONS", help="e.g. rotation=10,shift=0.1,hflip,featurewise-center,zca "
+            "(default: none)")
+    _option(p, "--image-size", type=int, metavar="N", help="resize images to NxN (default: the data's own)")
+    _option(p, "--seed", type=int, shown=d["seed"], help="seeds splits, initialisation, order and augmentation")
+    _option(p, "--device", shown=d["device"], help="auto: cuda when present")
+    _option(p, "--precision", shown=d["precision"],
+            help="fp32, bf16 autocast, or fp16 autocast with a grad scaler (CUDA)")
+    _option(p, "--patience", type=int, metavar="N", help="early stopping after N epochs without a better val_loss")
+    _option(p, "--reduce-lr-patience", type=int, metavar="N", help="halve lr after N epochs without progress")
+    _option(p, "--workers", type=int, shown=d["workers"], help="DataLoader worker processes for file data")
+    _option(p, "--checkpoint-every", type=int, metavar="STEPS",
+            help="also save the resumable state every STEPS batches (default: at each epoch's end)")
+    p.add_argument("--quiet", action="store_true", help="print only the result line")
+    p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: runs/<data>-<model>)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="finish the run in DIR as it was started, from its checkpoint")
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="where the model runs (default: auto, cuda when present)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,83 +116,96 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train a CNN from a spec on a data set")
-    p.add_argument("--model", help="registered name (cnnlab models) or a spec string")
-    p.add_argument("--engine", default="torch", help="torch, or numpy for the from-scratch engine")
-    _add_train_options(p)
+    def command(name: str, help_text: str) -> _Parser:
+        return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                              formatter_class=_Help)
+
+    p = command("train", "train a CNN from a spec on a data set")
+    _option(p, "--model", metavar="NAME|SPEC", help="registered name (cnnlab models) or a spec string")
+    _option(p, "--engine", shown="torch", help="numpy: the from-scratch engine")
+    _add_train_options(p, {})
     p.set_defaults(handler=_train)
 
-    p = sub.add_parser("finetune", help="fine-tune a pretrained backbone with a new head on a data set")
-    p.add_argument("--backbone", help="efficientnet_lite0, resnet18 ... resnet152 or timm:NAME")
-    p.add_argument("--weights", default=None, metavar="FILE", help="pretrained weights (default: found on disk)")
-    p.add_argument("--freeze", default="backbone", help="backbone, none or until:LAYER (the first layer that trains)")
-    p.add_argument("--unfreeze-after", type=int, default=None, metavar="N", help="unfreeze after N epochs")
-    p.add_argument("--unfreeze", default="all", help="what --unfreeze-after unfreezes: all or until:LAYER")
-    p.add_argument("--head-lr", type=float, default=None, help="learning rate of the new head (default --lr)")
-    p.add_argument("--backbone-lr", type=float, default=None, help="of trainable backbone layers (default head-lr/10)")
-    p.add_argument("--no-cache", dest="cache", action="store_false", help="recompute frozen features every epoch")
-    p.add_argument("--keep-bn-stats", action="store_true", help="unfrozen BatchNorm layers keep the pretrained "
-                   "statistics (pair with a small --backbone-lr)")
-    _add_train_options(p)
-    p.set_defaults(handler=_finetune, optimizer="adam", epochs=5, batch_size=32)
+    p = command("finetune", "fine-tune a pretrained backbone with a new head on a data set")
+    _option(p, "--backbone", metavar="NAME", help="efficientnet_lite0, resnet18 ... resnet152 or timm:NAME")
+    _option(p, "--weights", metavar="FILE", help="pretrained weights (default: found on disk)")
+    _option(p, "--freeze", shown="backbone", help="backbone, none or until:LAYER (the first layer that trains)")
+    _option(p, "--unfreeze-after", type=int, metavar="N", help="unfreeze after N epochs (default: never)")
+    _option(p, "--unfreeze", shown="all", help="what --unfreeze-after unfreezes: all or until:LAYER")
+    _option(p, "--head-lr", type=float, help=f"learning rate of the new head (default: --lr, adam "
+            f"{DEFAULT_LR['adam']:g})")
+    _option(p, "--backbone-lr", type=float, help="of trainable backbone layers (default: head-lr / 10)")
+    _option(p, "--no-cache", dest="cache", action="store_false",
+            help="recompute frozen features every epoch (default: computed once)")
+    _option(p, "--keep-bn-stats", action="store_true", help="unfrozen BatchNorm layers keep the pretrained "
+            "statistics (pair with a small --backbone-lr)")
+    _option(p, "--sync-bn", action="store_true", help="with several processes, BatchNorm over the global batch")
+    _add_train_options(p, FINETUNE_OVERRIDES)
+    p.set_defaults(handler=_finetune)
 
-    p = sub.add_parser("evaluate", help="accuracy and loss of a run on its test split or other data")
+    p = command("evaluate", "accuracy and loss of a run on its test split or other data")
     p.add_argument("run_dir")
-    p.add_argument("--data", default=None)
+    p.add_argument("--data", default=None, help="data spec with the same classes (default: the run's own)")
+    _add_device(p)
     p.set_defaults(handler=_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes for image files")
+    p = command("predict", "top-k classes for image files")
     p.add_argument("run_dir", help="run directory or pretrained:NAME")
     p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="classes shown per image (default: 5)")
+    _add_device(p)
     p.set_defaults(handler=_predict)
 
-    p = sub.add_parser("summary", help="layers, output shapes, parameters and multiply-adds of a model")
+    p = command("summary", "layers, output shapes, parameters and multiply-adds of a model")
     p.add_argument("model", help="registered name, spec string, run directory or pretrained:NAME")
     p.add_argument("--input-size", default=None, help="C,H,W (default: the model's own, or 1,28,28)")
-    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--classes", type=int, default=10, help="classes of a registered model or spec (default: 10)")
     p.set_defaults(handler=_summary)
 
-    _add_explain_commands(sub)
+    _add_explain_commands(command)
 
-    p = sub.add_parser("report", help="one self-contained HTML page showing a run: curves, errors, explanations")
+    p = command("report", "one self-contained HTML page showing a run: curves, errors, explanations")
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, help="data spec whose test split to use (default: the run's own)")
-    p.add_argument("--samples", type=int, default=1000, help="test images evaluated at most (drawn at random)")
-    p.add_argument("--out", default=None, help="HTML file (default RUN_DIR/report.html)")
+    p.add_argument("--samples", type=int, default=1000, help="test images evaluated at most, drawn at random "
+                   "(default: 1000)")
+    p.add_argument("--out", default=None, help="HTML file (default: RUN_DIR/report.html)")
+    _add_device(p)
     p.set_defaults(handler=_report)
 
-    p = sub.add_parser("models", help="list registered models and backbones")
+    p = command("models", "list registered models and backbones")
     p.set_defaults(handler=_models)
-    p = sub.add_parser("datasets", help="list data specs")
+    p = command("datasets", "list data specs")
     p.set_defaults(handler=_datasets)
     return parser
+
+
+def _options(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
 
 
 def _train(args) -> None:
     from cnnlab.train.api import train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
-    train(**options)
+    train(**_options(args))
 
 
 def _finetune(args) -> None:
     from cnnlab.finetune import finetune
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
-    finetune(**options)
+    finetune(**_options(args))
 
 
 def _evaluate(args) -> None:
     from cnnlab.train.api import evaluate_run
 
-    evaluate_run(args.run_dir, data=args.data)
+    evaluate_run(args.run_dir, data=args.data, device=args.device)
 
 
 def _predict(args) -> None:
     from cnnlab.train.api import predict_files
 
-    predict_files(args.run_dir, args.images, top_k=args.top_k)
+    predict_files(args.run_dir, args.images, top_k=args.top_k, device=args.device)
 
 
 def _summary(args) -> None:
@@ -162,18 +216,20 @@ def _summary(args) -> None:
 
 def _models(args) -> None:
     from cnnlab.models import list_models
-    from cnnlab.models.backbones import backbone_names
+    from cnnlab.models.backbones import list_backbones
 
     for name, description in list_models().items():
         print(f"{name:<14} {description}")
-    print("\nbackbones (cnnlab finetune --backbone, pretrained:NAME): " + ", ".join(backbone_names()))
+    print("\nbackbones (cnnlab finetune --backbone NAME, pretrained:NAME):")
+    for name, description in list_backbones().items():
+        print(f"  {name:<20} {description}")
     print("\nor a spec string, e.g. 'conv(32,3)-relu-maxpool(2)-flatten-dense(128)-relu-dropout(0.5)-dense(classes)'")
 
 
 def _report(args) -> None:
     from cnnlab.report import write_report
 
-    write_report(args.run_dir, data=args.data, samples=args.samples, out=args.out)
+    write_report(args.run_dir, data=args.data, samples=args.samples, out=args.out, device=args.device)
 
 
 def _datasets(args) -> None:
@@ -183,35 +239,38 @@ def _datasets(args) -> None:
         print(f"{name:<16} {description}")
 
 
-def _add_explain_commands(sub) -> None:
-    p = sub.add_parser("explain", help="saliency, guided backprop, Grad-CAM and occlusion maps for image files")
+def _add_explain_commands(command) -> None:
+    p = command("explain", "saliency, guided backprop, Grad-CAM and occlusion maps for image files")
     p.add_argument("model", help="run directory or pretrained:NAME")
     p.add_argument("images", nargs="+")
-    p.add_argument("--method", default="gradcam", help="comma-separated: saliency, guided, rectified, gradcam, "
-                   "gradcam-guided, gradcam-rectified, guided-gradcam, occlusion")
+    p.add_argument("--method", default="gradcam", help="comma-separated method names; see 'cnnlab explain "
+                   "--help' (default: gradcam)")
     p.add_argument("--target", default=None, help="class index or name (default: the predicted class)")
-    p.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last convolutional layer)")
-    p.add_argument("--out", default="explanations")
+    p.add_argument("--layer", default=None, help="Grad-CAM layer (default: chosen by the method)")
+    p.add_argument("--out", default="explanations", help="output folder (default: explanations)")
     p.add_argument("--batch", type=int, default=None, help="occluded copies per forward pass (default: chosen)")
     p.add_argument("--patch", type=int, default=None, help="occlusion patch side (default: 1/4 of the input)")
     p.add_argument("--stride", type=int, default=None, help="occlusion stride (default: half the patch)")
-    p.add_argument("--fill", type=float, default=0.5, help="occlusion patch value in [0, 1] image units")
+    p.add_argument("--fill", type=float, default=0.5, help="occlusion patch value in [0, 1] image units "
+                   "(default: 0.5)")
+    _add_device(p)
     p.set_defaults(handler=_explain)
 
-    p = sub.add_parser("visualize", help="first-layer filters, feature maps, activation maximisation")
+    p = command("visualize", "first-layer filters, feature maps, activation maximisation")
     p.add_argument("model", help="run directory or pretrained:NAME")
     p.add_argument("--what", required=True, help="filters, feature-maps or activation-max")
     p.add_argument("--layer", default=None, help="layer name (feature maps: comma-separated)")
     p.add_argument("--image", default=None, help="image for feature maps")
     p.add_argument("--classes", default=None, help="activation-max: class names or indices (channels with --layer)")
-    p.add_argument("--steps", type=int, default=200, help="activation-max gradient steps")
-    p.add_argument("--input-range", default="0,1", help="activation-max: LOW,HIGH of the input")
-    p.add_argument("--jitter", type=int, default=1)
-    p.add_argument("--l2", type=float, default=0.5)
-    p.add_argument("--tv", type=float, default=2.0, help="total-variation weight")
-    p.add_argument("--blur-every", type=int, default=4)
-    p.add_argument("--blur-sigma", type=float, default=0.5)
-    p.add_argument("--out", default="visualizations")
+    p.add_argument("--steps", type=int, default=200, help="activation-max gradient steps (default: 200)")
+    p.add_argument("--input-range", default="0,1", help="activation-max: LOW,HIGH of the input (default: 0,1)")
+    p.add_argument("--jitter", type=int, default=1, help="pixels of random shift per step (default: 1)")
+    p.add_argument("--l2", type=float, default=0.5, help="L2 weight (default: 0.5)")
+    p.add_argument("--tv", type=float, default=2.0, help="total-variation weight (default: 2.0)")
+    p.add_argument("--blur-every", type=int, default=4, help="blur every N steps (default: 4)")
+    p.add_argument("--blur-sigma", type=float, default=0.5, help="blur width (default: 0.5)")
+    p.add_argument("--out", default="visualizations", help="output folder (default: visualizations)")
+    _add_device(p)
     p.set_defaults(handler=_visualize)
 
 
@@ -219,7 +278,7 @@ def _explain(args) -> None:
     from cnnlab.explain.api import explain_files
 
     explain_files(args.model, args.images, methods=args.method, target=args.target, layer=args.layer, out=args.out,
-                  batch=args.batch, patch=args.patch, stride=args.stride, fill=args.fill)
+                  batch=args.batch, patch=args.patch, stride=args.stride, fill=args.fill, device=args.device)
 
 
 def _visualize(args) -> None:
@@ -227,17 +286,21 @@ def _visualize(args) -> None:
 
     visualize(args.model, args.what, layer=args.layer, image=args.image, classes=args.classes, out=args.out,
               steps=args.steps, input_range=args.input_range, jitter=args.jitter, l2=args.l2, tv=args.tv,
-              blur_every=args.blur_every, blur_sigma=args.blur_sigma)
+              blur_every=args.blur_every, blur_sigma=args.blur_sigma, device=args.device)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed
+        return done.code if isinstance(done.code, int) else 2
     try:
         args.handler(args)
     except CnnlabError as error:
         print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cnnlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(getattr(interrupt, "message", "cnnlab: interrupted"), file=sys.stderr)
         return 130
     return 0
+

@@ -13,11 +13,18 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from cnnlab.explain.api import demo_photos, explain_files, visualize
+from cnnlab.files import write_bytes
+from cnnlab.report import write_report
+from cnnlab.run import Run
+from cnnlab.train.api import train
 
 # The recipe: Keras' MNIST CNN with light geometric augmentation and a
 # one-cycle schedule. On the 1,797 digits (360 held out for the test) it
@@ -41,10 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--epochs", type=int, default=DEMO_RECIPE["epochs"])
     args = parser.parse_args(argv)
-    from cnnlab.explain.api import demo_photos, explain_files, visualize
-    from cnnlab.report import write_report
-    from cnnlab.train.api import train
-
     print("== 1. Train mnist-cnn on digits")
     result = train(**{**DEMO_RECIPE, "epochs": args.epochs}, out=args.out, overwrite=True)
     run_dir = Path(result.run_dir)
@@ -66,14 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_test_samples(run_dir: Path, folder: Path, per_class: int = 1, classes=None) -> list[Path]:
     """Save test-split images of the run's data as PNGs (first `per_class` of each class) and return their paths."""
-    from cnnlab.data import load_data
-    from cnnlab.train.config import TrainConfig
-    from cnnlab.train.rundir import read_config, write_bytes_atomic
-
-    config = read_config(run_dir)
-    options = TrainConfig.from_dict(config["train"])
-    splits = load_data(config["data"], image_size=options.image_size, seed=options.seed,
-                       validation_split=options.validation_split, test_split=options.test_split)
+    splits = Run.open(run_dir).splits()
     labels = np.asarray(splits.test.targets)
     paths = []
     for label in classes if classes is not None else range(len(splits.class_names)):
@@ -81,14 +77,12 @@ def write_test_samples(run_dir: Path, folder: Path, per_class: int = 1, classes=
             image, _ = splits.test[int(index)]
             pixels = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).squeeze(-1).numpy()
             path = folder / f"test{index:04d}-{splits.class_names[label]}.png"
-            write_bytes_atomic(path, _png(pixels))
+            write_bytes(path, _png(pixels))
             paths.append(path)
     return paths
 
 
 def _png(pixels: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()

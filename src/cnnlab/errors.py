@@ -36,6 +36,18 @@ class RunDirError(CnnlabError, FileNotFoundError):
     """A run directory is missing or lacks a file it must hold."""
 
 
+class RunInUseError(CnnlabError, BlockingIOError):
+    """Another process holds the run directory's lock."""
+
+
+class OutputError(CnnlabError, OSError):
+    """A file or directory cannot be written: not writable, no space left, a file where a folder should be."""
+
+
+class TrainingError(CnnlabError, ArithmeticError):
+    """Training cannot go on: the loss became infinite or NaN."""
+
+
 class WeightsNotFoundError(CnnlabError, FileNotFoundError):
     """Pretrained weights are not on disk and cannot be fetched."""
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from torch.nn import functional as F
 
 from cnnlab.models import create_model
@@ -50,13 +47,14 @@ def digits_model() -> torch.nn.Module:
 def digits_run(digits_model, tmp_path_factory):
     """A run directory (config.json + model.safetensors) holding `digits_model`, and three digit PNGs
     (the last one 40x56, so that maps must come back at the image's own resolution)."""
+    from cnnlab.run import Run, RunConfig, TrainConfig
+
     root = tmp_path_factory.mktemp("digits-run")
     run = root / "run"
-    run.mkdir()
-    config = {"model": "seed-cnn", "num_classes": 10, "class_names": [str(i) for i in range(10)],
-              "input_shape": list(DIGITS_SHAPE), "preprocess": {}}
-    (run / "config.json").write_text(json.dumps(config))
-    save_file({k: v.contiguous() for k, v in digits_model.state_dict().items()}, str(run / "model.safetensors"))
+    config = RunConfig(model="seed-cnn", backbone=None, num_classes=10, class_names=[str(i) for i in range(10)],
+                       input_shape=list(DIGITS_SHAPE), data="digits", train=TrainConfig(model="seed-cnn"))
+    with Run.create(run, config) as written:
+        written.finish(digits_model.state_dict(), {})
     images, labels = digits(1600)
     paths = []
     for index in (1500, 1510, 1520):
@@ -121,9 +119,9 @@ def efficientnet(efficientnet_build):
 @pytest.fixture(scope="session")
 def pretrained_efficientnet():
     """EfficientNet-Lite0 with its ImageNet weights (from the package on disk), as a [0, 1]-image network."""
-    from cnnlab.train.rundir import load_model
+    from cnnlab.run import load_model
 
-    return load_model("pretrained:efficientnet_lite0")
+    return load_model("pretrained:efficientnet_lite0", "cpu")
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,9 +1,9 @@
-"""Early stopping and checkpoints keep the whole model while the Trainer sees only the head."""
+"""Early stopping keeps the whole model while the Trainer sees only the head."""
 
 import torch
 from torch import nn
 
-from cnnlab.finetune.callbacks import FullModelCheckpoint, FullModelEarlyStopping
+from cnnlab.train import EarlyStopping
 
 
 class FakeTrainer:
@@ -13,13 +13,10 @@ class FakeTrainer:
     def print_fn(self, line):
         self.printed.append(line)
 
-    def state_dict(self):
-        return {"model": self.model.state_dict(), "epoch": 1}
-
 
 def test_best_weights_of_a_head_only_phase_restore_into_the_whole_model():
     model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
-    stopping = FullModelEarlyStopping(model, patience=1)
+    stopping = EarlyStopping(patience=1, model=model)
     stopping.trainer = FakeTrainer(model[1])  # phase one: the Trainer trains only the head
     stopping.on_epoch_end(0, {"val_loss": 1.0})
     best = {k: v.clone() for k, v in model.state_dict().items()}
@@ -33,11 +30,17 @@ def test_best_weights_of_a_head_only_phase_restore_into_the_whole_model():
     assert all(torch.equal(model.state_dict()[k], v) for k, v in best.items())
 
 
-def test_checkpoint_holds_the_whole_model(tmp_path):
-    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
-    checkpoint = FullModelCheckpoint(tmp_path, model)
-    checkpoint.trainer = FakeTrainer(model[1])
-    checkpoint.on_epoch_end(0, {"val_loss": 1.0})
-    state = torch.load(tmp_path / "state.pt", weights_only=True)
-    assert set(state["model"]) == set(model.state_dict()) and state["epoch"] == 1
-    assert (tmp_path / "best.safetensors").is_file()
+def test_best_weights_survive_a_checkpoint():
+    model = nn.Linear(2, 2)
+    stopping = EarlyStopping(patience=1, model=model)
+    stopping.trainer = FakeTrainer(model)
+    stopping.on_epoch_end(0, {"val_loss": 1.0})
+    best = {k: v.clone() for k, v in model.state_dict().items()}
+    restored = EarlyStopping(patience=1, model=model)
+    restored.load_state_dict(stopping.state_dict())
+    restored.trainer = FakeTrainer(model)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    restored.on_epoch_end(1, {"val_loss": 2.0})
+    restored.on_train_end()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in best.items())

@@ -71,7 +71,7 @@ def test_file_data_is_extracted_through_a_loader(image_folder):
 
 
 def test_a_head_trains_on_features_in_the_cuda_layout():
-    from cnnlab.train.trainer import Trainer
+    from cnnlab.loop.trainer import Trainer
 
     head = torch.nn.Linear(8, 2)
     trainer = Trainer(head, torch.optim.SGD(head.parameters(), lr=0.1), verbose=False)

@@ -109,10 +109,11 @@ def test_lfw_faces_reaches_095_in_three_epochs(tmp_path):
     ({"unfreeze_after": 2, "epochs": 2}, "--unfreeze-after option of cnnlab finetune must be an integer in"),
     ({"unfreeze_after": 1, "freeze": "none"}, "needs something frozen first"),
     ({"augment": "featurewise-center"}, "brings its own normalisation"),
-    ({"head_lr": -1.0}, "--lr option of cnnlab train must be a float > 0"),
-    ({"backbone_lr": 0.0}, "--backbone-lr option of cnnlab finetune must be a float > 0"),
+    ({"head_lr": -1.0}, "--lr option of cnnlab finetune must be a finite float > 0"),
+    ({"backbone_lr": 0.0, "unfreeze_after": 1}, "--backbone-lr option of cnnlab finetune must be a float > 0"),
+    ({"backbone_lr": 1e-4}, "--backbone-lr option of cnnlab finetune would do nothing here"),
     ({"freeze": "until:blocks.66"}, "Similar: 'blocks.6'"),
-    ({"resume": "runs/x"}, "cannot --resume"),
+    ({"reduce_lr_patience": 2, "schedule": "onecycle"}, "--reduce-lr-patience option of cnnlab finetune would do"),
 ])
 def test_bad_options_fail_before_anything_is_written(options, fragment, tmp_path):
     with pytest.raises(ConfigError, match=fragment):

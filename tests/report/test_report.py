@@ -17,7 +17,7 @@ from cnnlab.cli import main
 from cnnlab.errors import ConfigError, DataError, RunDirError
 from cnnlab.report import write_report
 from cnnlab.report.evaluation import evaluate
-from cnnlab.train.rundir import load_run
+from cnnlab.run import Run
 
 SECTIONS = ["overview", "curves", "errors", "top-losses", "architecture", "inside"]
 
@@ -120,11 +120,12 @@ def test_a_run_without_history_or_metrics(tiny_run, tmp_path, quick):
 
 
 def test_evaluation_predicts_only_the_sample(tiny_run):
-    loaded = load_run(tiny_run)
-    evaluation = evaluate(loaded, samples=25, seed=3)
+    run = Run.open(tiny_run)
+    loaded = run.load_model("cpu")
+    evaluation = evaluate(run, loaded, samples=25)
     assert len(evaluation.positions) == 25 and evaluation.total == 360 and evaluation.sampled
     assert np.all(np.diff(evaluation.positions) > 0)
-    again = evaluate(loaded, samples=25, seed=3)
+    again = evaluate(run, loaded, samples=25)
     assert np.array_equal(again.positions, evaluation.positions)
     expected = loaded.predict(evaluation.images(range(25))).numpy()
     assert np.allclose(evaluation.probabilities, expected, atol=1e-6)

@@ -6,7 +6,7 @@ import torch
 from cnnlab.errors import ConfigError
 from cnnlab.models import create_model
 from cnnlab.train import EarlyStopping, ReduceLROnPlateau, TrainConfig, Trainer
-from cnnlab.train.optim import build_optimizer, build_scheduler
+from cnnlab.loop.optim import build_optimizer, build_scheduler
 
 SPEC = "conv(4,3)-relu-maxpool(2)-flatten-dense(16)-relu-dropout(0.2)-dense(classes)"
 

@@ -21,7 +21,8 @@ from cnnlab.explain.features import default_feature_layers, feature_maps, filter
 from cnnlab.explain.methods.occlusion import occlusion
 from cnnlab.explain.registry import parse_methods
 from cnnlab.explain.render import contact_sheet, explanation_figure, grid_figure, occlusion_figure, save_figure
-from cnnlab.train.rundir import LoadedModel, atomic_write, load_model
+from cnnlab.files import atomic_write
+from cnnlab.run import LoadedModel, load_model
 
 VISUALIZATIONS = ("filters", "feature-maps", "activation-max")
 IMAGES_PER_PASS = 8
@@ -30,7 +31,7 @@ IMAGES_PER_PASS = 8
 def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str | os.PathLike],
                   methods: str | Sequence[str] = "gradcam", target: int | str | None = None, layer: str | None = None,
                   out: str | os.PathLike = "explanations", batch: int | None = None, patch: int | None = None,
-                  stride: int | None = None, fill: float = 0.5, top_k: int = 5,
+                  stride: int | None = None, fill: float = 0.5, top_k: int = 5, device: str = "auto",
                   print_fn: Callable[[str], None] = print) -> list[Path]:
     """Explain each image with each method: ``<stem>.<method>.png`` and ``.npy`` in `out`, plus a contact sheet.
 
@@ -40,7 +41,7 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
     and `fill` tune occlusion. Maps are saved at the image's own resolution.
     """
     methods = parse_methods(methods)
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     network = loaded.network
     if layer is not None and any(m.layer for m in methods):
         find_layer(network, layer)
@@ -101,7 +102,7 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
 def visualize(model: str | os.PathLike | LoadedModel, what: str, layer: str | None = None,
               image: str | os.PathLike | None = None, classes: str | Sequence | None = None,
               out: str | os.PathLike = "visualizations", steps: int = 200,
-              input_range: str | tuple[float, float] = (0.0, 1.0),
+              input_range: str | tuple[float, float] = (0.0, 1.0), device: str = "auto",
               print_fn: Callable[[str], None] = print, **regularisers) -> list[Path]:
     """Draw `what`: ``filters`` (of `layer`, default the first convolution), ``feature-maps`` of `layer`
     (comma-separated; default a few convolutions) for `image`, or ``activation-max`` for `classes`
@@ -110,7 +111,7 @@ def visualize(model: str | os.PathLike | LoadedModel, what: str, layer: str | No
     if what not in VISUALIZATIONS:
         raise ConfigError(unknown("visualisation", what, VISUALIZATIONS))
     input_range = _range(input_range)
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     network, out = loaded.network, Path(out)
     if what == "filters":
         weights = filters(network, layer)
@@ -156,7 +157,7 @@ def visualize(model: str | os.PathLike | LoadedModel, what: str, layer: str | No
     return [path]
 
 
-def demo_photos(out: str | os.PathLike, print_fn: Callable[[str], None] = print) -> list[Path]:
+def demo_photos(out: str | os.PathLike, device: str = "auto", print_fn: Callable[[str], None] = print) -> list[Path]:
     """EfficientNet-Lite0 (ImageNet) on skimage's `chelsea` and `coffee`: top-5 labels and Grad-CAM overlays."""
     from PIL import Image
     from skimage import data
@@ -169,7 +170,7 @@ def demo_photos(out: str | os.PathLike, print_fn: Callable[[str], None] = print)
         atomic_write(path, lambda temporary: picture.save(temporary, format="PNG"))
         paths.append(path)
     return paths + explain_files("pretrained:efficientnet_lite0", paths, methods=("gradcam",), out=out,
-                                 print_fn=print_fn)
+                                 device=device, print_fn=print_fn)
 
 
 def class_index(target: int | str | None, class_names: Sequence[str]) -> int | None:

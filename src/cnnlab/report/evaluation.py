@@ -1,4 +1,4 @@
-"""A run's predictions on (a sample of) its test split, rebuilt from config.json the way `evaluate_run` does.
+"""A run's predictions on (a sample of) its test split, the split rebuilt by the run itself.
 
 Only the sampled images are ever decoded, a batch at a time; the report later
 fetches the few it shows by position.
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from cnnlab.errors import ConfigError, DataError, invalid
-from cnnlab.train.rundir import LoadedModel
+from cnnlab.run import LoadedModel, Run
 
 BATCH = 64
 
@@ -47,16 +47,13 @@ class Evaluation:
         return _load(self.dataset, self.positions[np.asarray(chosen, dtype=np.int64)], self.loaded)
 
 
-def evaluate(loaded: LoadedModel, data: str | None = None, samples: int | None = 1000, seed: int = 0) -> Evaluation:
-    """Predict `samples` test images drawn at random with `seed` (all of them when the split is no larger)."""
-    from cnnlab.data import load_data
-
+def evaluate(run: Run, loaded: LoadedModel, data: str | None = None, samples: int | None = 1000) -> Evaluation:
+    """Predict `samples` test images drawn at random with the run's seed (all when the split is no larger)."""
     if samples is not None and (int(samples) != samples or samples < 1):
         raise ConfigError(invalid("--samples option", "cnnlab report", "an integer >= 1", samples))
-    train = loaded.config.get("train", {})
-    spec = data or loaded.config.get("data") or train.get("data")
-    splits = load_data(spec, image_size=loaded.input_shape[1], seed=train.get("seed", 0),
-                       validation_split=train.get("validation_split", 0.2), test_split=train.get("test_split", 0.2))
+    spec = data or run.config.data
+    seed = run.config.train.seed
+    splits = run.splits(data)
     if list(splits.class_names) != list(loaded.class_names):
         raise DataError(f"The data {spec} has classes {list(splits.class_names)[:5]}...; the run was trained on "
                         f"{list(loaded.class_names)[:5]}...; report on data with the same classes.")

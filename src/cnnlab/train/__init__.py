@@ -1,16 +1,10 @@
-"""Training: the Trainer, callbacks, optimisers and schedules, and run-directory I/O."""
+"""Training: the Trainer, callbacks, optimisers and schedules, and `train`, which writes a run directory."""
 
-from cnnlab.train.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
-from cnnlab.train.config import TrainConfig
-from cnnlab.train.rundir import LoadedModel, load_model, load_run
-from cnnlab.train.trainer import Trainer
+from cnnlab.run import TrainConfig
+from cnnlab.train.api import evaluate_run, predict_files, resume_run, train
+from cnnlab.loop.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+from cnnlab.loop.session import TrainResult
+from cnnlab.loop.trainer import Trainer
 
-__all__ = ["CSVLogger", "Callback", "EarlyStopping", "LoadedModel", "ModelCheckpoint", "ReduceLROnPlateau",
-           "TrainConfig", "Trainer", "load_model", "load_run", "train"]
-
-
-def train(*args, **kwargs):
-    """Train a model on a data spec and write a run directory (see `cnnlab.train.api.train`)."""
-    from cnnlab.train.api import train as _train
-
-    return _train(*args, **kwargs)
+__all__ = ["CSVLogger", "Callback", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "TrainConfig",
+           "TrainResult", "Trainer", "evaluate_run", "predict_files", "resume_run", "train"]

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from cnnlab.train.config import TrainConfig
+from cnnlab.run.config import TrainConfig
 
 
 def build_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:

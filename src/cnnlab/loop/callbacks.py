@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
 import torch
 
-from cnnlab.train.rundir import atomic_write, save_weights, write_text
+from cnnlab.files import atomic_write, save_weights, write_text
+from cnnlab.run.history import HISTORY_FIELDS, history_csv
 
-HISTORY_FIELDS = ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+__all__ = ["HISTORY_FIELDS", "Callback", "CallbackList", "CSVLogger", "EarlyStopping", "ModelCheckpoint",
+           "ReduceLROnPlateau", "TensorBoard", "tensorboard_available"]
 
 
 class Callback:
     """Hooks the Trainer calls; `trainer` is set before `on_train_begin`."""
 
     trainer = None
+    records_state = False  # True for callbacks that save the trainer's state: they run after all others
 
     def on_train_begin(self) -> None: ...
 
@@ -27,22 +28,31 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
 
+    def on_interrupt(self, epoch: int, batch: int) -> None:
+        """Training is being stopped after `batch` of `epoch` (0-based) by an interrupt."""
+
     def on_train_end(self) -> None: ...
 
     def state_dict(self) -> dict:
-        """What a resumed run needs to carry on exactly (plain numbers only)."""
+        """What a resumed run needs to carry on exactly."""
         return {}
 
     def load_state_dict(self, state: dict) -> None: ...
 
 
 class CallbackList(Callback):
-    """Calls each callback in order; a ModelCheckpoint goes last so its saved state includes the others'."""
+    """Calls each callback in order; those that save state go last, so their state includes the others'."""
 
     def __init__(self, callbacks, trainer):
-        self.callbacks = sorted(callbacks, key=lambda c: isinstance(c, ModelCheckpoint))
+        self._trainer = trainer
+        self.callbacks = sorted(callbacks, key=lambda c: c.records_state)
         for callback in self.callbacks:
             callback.trainer = trainer
+
+    def add(self, callback: Callback) -> None:
+        """Add a callback (it runs after the others unless they save state)."""
+        callback.trainer = self._trainer
+        self.callbacks = sorted([*self.callbacks, callback], key=lambda c: c.records_state)
 
     def on_train_begin(self) -> None:
         for c in self.callbacks:
@@ -59,6 +69,10 @@ class CallbackList(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         for c in self.callbacks:
             c.on_epoch_end(epoch, logs)
+
+    def on_interrupt(self, epoch: int, batch: int) -> None:
+        for c in self.callbacks:
+            c.on_interrupt(epoch, batch)
 
     def on_train_end(self) -> None:
         for c in self.callbacks:
@@ -102,26 +116,41 @@ class _Monitor(Callback):
 
 
 class EarlyStopping(_Monitor):
-    """Stop after `patience` epochs without improvement; optionally restore the best weights."""
+    """Stop after `patience` epochs without improvement; then restore the best weights (Keras' behaviour).
+
+    `model` is the network whose weights count when the trainer trains only a
+    part of it (a head on cached features); by default the trainer's model.
+    """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, restore_best_weights: bool = True,
-                 min_delta: float = 0.0):
+                 min_delta: float = 0.0, model=None):
         super().__init__(monitor, min_delta)
         self.patience = patience
         self.restore_best_weights = restore_best_weights
+        self.model = model
         self.best_weights = None
+
+    def _model(self):
+        return self.model if self.model is not None else self.trainer.model
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         if self._improved(logs):
             if self.restore_best_weights:
-                self.best_weights = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+                self.best_weights = {k: v.detach().clone() for k, v in self._model().state_dict().items()}
         elif self.wait >= self.patience:
             self.trainer.stop_training = True
             self.trainer.print_fn(f"Early stopping: no better {self.monitor} for {self.patience} epochs.")
 
     def on_train_end(self) -> None:
         if self.restore_best_weights and self.best_weights is not None and self.trainer.stop_training:
-            self.trainer.model.load_state_dict(self.best_weights)
+            self._model().load_state_dict(self.best_weights)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.best_weights = state.get("best_weights", self.best_weights)
 
 
 class ReduceLROnPlateau(_Monitor):
@@ -144,20 +173,13 @@ class CSVLogger(Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in self.trainer.history:
-            writer.writerow({k: _fmt(row.get(k)) for k in HISTORY_FIELDS})
-        write_text(self.path, buffer.getvalue())
-
-
-def _fmt(value):
-    return "" if value is None else (f"{value:.6g}" if isinstance(value, float) else value)
+        write_text(self.path, history_csv(self.trainer.history))
 
 
 class ModelCheckpoint(_Monitor):
-    """Keep the latest resumable state in `checkpoint/state.pt` and the best weights in `checkpoint/best.safetensors`."""
+    """Keep the latest resumable state in `DIR/state.pt` and the best weights in `DIR/best.safetensors`."""
+
+    records_state = True
 
     def __init__(self, directory: str | Path, monitor: str = "val_loss"):
         super().__init__(monitor)

@@ -2,7 +2,9 @@
 
 Determinism: epoch e shuffles with ``np.random.default_rng(seed + e)`` (the
 NumPy engine uses the same order), and dropout and augmentation draw from
-generators reseeded at every epoch, so a run resumed from its checkpoint
+generators reseeded at every epoch. The state (`state_dict`) holds the
+position inside an epoch as well (batches done, the running sums, every
+generator), so a run resumed from a checkpoint written after any batch
 continues exactly as an uninterrupted one.
 """
 
@@ -19,26 +21,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from cnnlab.errors import ConfigError
-from cnnlab.train.callbacks import CallbackList
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("The --device option asks for cuda, but no CUDA device is available; use --device cpu.")
-    return torch.device(device)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision on a device, or None for fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("The --precision fp16 needs a CUDA device (a grad scaler keeps fp16 stable there); "
-                          "on the CPU use bf16.")
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+from cnnlab.device import autocast_dtype, resolve_device
+from cnnlab.errors import TrainingError
+from cnnlab.loop.callbacks import CallbackList
 
 
 class Trainer:
@@ -53,12 +38,12 @@ class Trainer:
         print_fn: where epoch lines go; progress: show a live bar on a terminal.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None, *,
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler=None, *,
                  device: str | torch.device = "cpu", precision: str = "fp32", label_smoothing: float = 0.0,
                  preprocess: nn.Module | None = None, augmenter: Callable | None = None,
                  callbacks: Iterable = (), seed: int = 0, workers: int = 0,
                  print_fn: Callable[[str], None] = print, progress: bool = True, verbose: bool = True):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.amp_dtype = autocast_dtype(precision, self.device)
         self.channels_last = self.device.type == "cuda"
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else
@@ -73,64 +58,91 @@ class Trainer:
         self.print_fn, self.progress, self.verbose = print_fn, progress, verbose
         self.history: list[dict] = []
         self.epoch = 0  # epochs completed
+        self.batch = 0  # batches completed in the current epoch
         self.stop_training = False
+        self.interrupted = False  # set (e.g. by a SIGINT handler) to stop cleanly after the current batch
+        self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self._generator = None
+        self._bar_note = ""
 
     # ----------------------------------------------------------------- the loop
-    def fit(self, train, val=None, epochs: int = 10, batch_size: int = 100, shuffle: bool = True) -> list[dict]:
-        """Train until `epochs` epochs are done in all (a resumed trainer continues from `self.epoch`)."""
+    def fit(self, train, val=None, epochs: int = 10, batch_size: int = 100, shuffle: bool = True, *,
+            total: int | None = None, note: str = "") -> list[dict]:
+        """Train until `epochs` epochs are done in all (a resumed trainer continues from where it stopped).
+
+        `total` and `note` only change the printed lines ("Epoch 3/8 (backbone unfrozen)").
+        """
         self.stop_training = False
+        total = total or epochs
         self.callbacks.on_train_begin()
         while self.epoch < epochs and not self.stop_training:
             epoch = self.epoch
-            self.callbacks.on_epoch_begin(epoch)
-            started = time.perf_counter()
-            loss, accuracy = self._train_epoch(train, epoch, epochs, batch_size, shuffle)
+            if self.batch == 0:
+                self.callbacks.on_epoch_begin(epoch)
+            started = time.perf_counter() - self._partial["seconds"]
+            loss, accuracy = self._train_epoch(train, epoch, total, batch_size, shuffle, note)
             # the rate the next update will use, as the NumPy engine reports it
             logs = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "loss": loss, "accuracy": accuracy}
             if val is not None and len(val):
                 logs["val_loss"], logs["val_accuracy"] = self._evaluate(val, batch_size=max(batch_size, 256))
             logs["seconds"] = time.perf_counter() - started
             self.history.append(logs)
-            self.epoch = epoch + 1
+            self.epoch, self.batch = epoch + 1, 0
+            self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
             if self.verbose:
-                self.print_fn(epoch_line(logs, epochs))
+                self.print_fn(epoch_line(logs, total, note))
             self.callbacks.on_epoch_end(epoch, logs)
         self.callbacks.on_train_end()
         return self.history
 
-    def _train_epoch(self, data, epoch: int, epochs: int, batch_size: int, shuffle: bool) -> tuple[float, float]:
+    def _train_epoch(self, data, epoch: int, total: int, batch_size: int, shuffle: bool,
+                     note: str) -> tuple[float, float]:
         self.model.train()
-        torch.manual_seed(self.seed * 1_000_003 + epoch)  # dropout draws from the global generator
-        generator = None
-        if self.augmenter is not None:
-            generator = torch.Generator(device=self.device).manual_seed(self.seed * 7919 + epoch)
+        if self.batch == 0:
+            torch.manual_seed(self.seed * 1_000_003 + epoch)  # dropout draws from the global generator
+            self._generator = None
+            if self.augmenter is not None:
+                self._generator = torch.Generator(device=self.device).manual_seed(self.seed * 7919 + epoch)
         n = len(data)
         order = np.random.default_rng(self.seed + epoch).permutation(n) if shuffle else np.arange(n)
-        bar = self._bar(-(-n // batch_size), f"Epoch {epoch + 1}/{epochs}")
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen = 0
-        for batch, (x, y) in enumerate(self._batches(data, order, batch_size)):
-            if generator is not None:
-                x = self.augmenter(x, generator)
-            loss, batch_correct = self._step(x, y)
-            loss_sum += loss.detach() * len(y)
-            correct += batch_correct
-            seen += len(y)
+        chunks = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        bar = self._bar(len(chunks), f"Epoch {epoch + 1}/{total}", self.batch)
+        partial = self._partial
+        started = time.perf_counter() - partial["seconds"]
+        for batch, (x, y) in enumerate(self._batches(data, chunks[self.batch:]), start=self.batch):
+            if self._generator is not None:
+                x = self.augmenter(x, self._generator)
+            loss, batch_correct = self._step(x, y, epoch, batch)
+            partial["loss_sum"] += loss.item() * len(y)
+            partial["correct"] += int(batch_correct)
+            partial["seen"] += len(y)
+            partial["seconds"] = time.perf_counter() - started
+            self.batch = batch + 1
             if bar is not None:
-                rate = seen / max(bar.format_dict["elapsed"], 1e-9)
-                bar.set_postfix_str(f"loss {loss_sum.item() / seen:.4f}  accuracy {correct.item() / seen:.4f}  "
-                                    f"{rate:,.0f} img/s", refresh=False)
+                rate = partial["seen"] / max(bar.format_dict["elapsed"], 1e-9)
+                bar.set_postfix_str(f"loss {partial['loss_sum'] / partial['seen']:.4f}  accuracy "
+                                    f"{partial['correct'] / partial['seen']:.4f}  {rate:,.0f} img/s", refresh=False)
                 bar.update(1)
             self.callbacks.on_batch_end(batch, {"loss": loss})
+            if self.interrupted:
+                if bar is not None:
+                    bar.close()
+                self.callbacks.on_interrupt(epoch, batch)
+                raise KeyboardInterrupt
         if bar is not None:
             bar.close()
-        return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+        seen = max(partial["seen"], 1)
+        return partial["loss_sum"] / seen, partial["correct"] / seen
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         with self._autocast():
             logits = self.model(self.preprocess(x))
             loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        if not torch.isfinite(loss):
+            lr = self.optimizer.param_groups[0]["lr"]
+            raise TrainingError(f"The loss became {loss.item()} in epoch {epoch + 1}, batch {batch + 1}, at learning "
+                                f"rate {lr:.3g}; training stopped before the weights broke. Try a lower --lr "
+                                f"(e.g. {lr / 10:.3g}).")
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -141,11 +153,11 @@ class Trainer:
             self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return loss, (logits.argmax(dim=1) == y).sum()
+        return loss.detach(), (logits.argmax(dim=1) == y).sum()
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self, data, batch_size: int = 500) -> dict:
-        """Mean loss and accuracy on a data set, without augmentation."""
+        """Mean loss and accuracy on a data set, without augmentation, in eval mode."""
         loss, accuracy = self._evaluate(data, batch_size)
         return {"loss": loss, "accuracy": accuracy}
 
@@ -168,20 +180,22 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            for x, y in self._batches(data, np.arange(len(data)), batch_size):
+            order = np.arange(len(data))
+            for x, y in self._batches(data, [order[i:i + batch_size] for i in range(0, len(order), batch_size)]):
                 with self._autocast():
                     yield self.model(self.preprocess(x)).float(), y
         finally:
             self.model.train(was_training)
 
     # --------------------------------------------------------------- helpers
-    def _batches(self, data, order: np.ndarray, batch_size: int):
-        """Batches on the device in `order`: tensors are sliced directly, file data goes through a DataLoader."""
-        chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    def _batches(self, data, chunks: list[np.ndarray]):
+        """The batches of `chunks` (index arrays) on the device: tensors sliced directly, file data via a DataLoader."""
         if hasattr(data, "x") and torch.is_tensor(data.x):
             for chunk in chunks:
                 index = torch.from_numpy(chunk)
                 yield self._to_device(data.x[index], data.y[index])
+            return
+        if not chunks:
             return
         loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
@@ -200,15 +214,15 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _bar(self, total: int, description: str):
+    def _bar(self, total: int, description: str, done: int):
         if not (self.progress and self.verbose):
             return None
         from tqdm.auto import tqdm
 
         # disable=None: tqdm draws only on a terminal, so logs and pipes get no per-batch lines
-        return tqdm(total=total, desc=description, unit="batch", leave=False, disable=None, file=sys.stderr,
-                    dynamic_ncols=True, bar_format="{desc} {n_fmt}/{total_fmt} batches |{bar:24}| {elapsed}<{remaining}"
-                    "{postfix}")
+        return tqdm(total=total, initial=done, desc=description, unit="batch", leave=False, disable=None,
+                    file=sys.stderr, dynamic_ncols=True,
+                    bar_format="{desc} {n_fmt}/{total_fmt} batches |{bar:24}| {elapsed}<{remaining}{postfix}")
 
     def scale_lr(self, factor: float, min_lr: float = 0.0) -> None:
         """Multiply the learning rate from now on by `factor` (used by ReduceLROnPlateau)."""
@@ -220,16 +234,19 @@ class Trainer:
 
     # ---------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        """Everything a resumed run needs: weights, optimiser, scheduler, scaler, history, callbacks."""
+        """Everything a resumed run needs, at an epoch's end or after any batch inside one."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "epoch": self.epoch,
-            "history": self.history,
+            "batch": self.batch,
+            "partial": dict(self._partial),
+            "history": list(self.history),
             "callbacks": self.callbacks.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "augment_rng": self._generator.get_state() if self._generator is not None and self.batch else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -240,9 +257,14 @@ class Trainer:
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = state["epoch"]
+        self.batch = state.get("batch", 0)
+        self._partial = dict(state.get("partial") or {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0})
         self.history = list(state["history"])
         self.callbacks.load_state_dict(state.get("callbacks", {}))
         torch.set_rng_state(state["torch_rng"])
+        if state.get("augment_rng") is not None and self.augmenter is not None:
+            self._generator = torch.Generator(device=self.device)
+            self._generator.set_state(state["augment_rng"])
 
 
 class _TensorData:
@@ -253,9 +275,11 @@ class _TensorData:
         return len(self.x)
 
 
-def epoch_line(logs: dict, epochs: int) -> str:
-    parts = [f"Epoch {logs['epoch']}/{epochs}", f"loss {logs['loss']:.4f}", f"accuracy {logs['accuracy']:.4f}"]
-    if "val_loss" in logs:
+def epoch_line(logs: dict, epochs: int, note: str = "") -> str:
+    parts = [f"Epoch {logs['epoch']}/{epochs}" + (f" ({note})" if note else ""), f"loss {logs['loss']:.4f}",
+             f"accuracy {logs['accuracy']:.4f}"]
+    if logs.get("val_loss") is not None:
         parts += [f"val_loss {logs['val_loss']:.4f}", f"val_accuracy {logs['val_accuracy']:.4f}"]
     parts += [f"lr {logs['lr']:.3g}", f"{logs['seconds']:.1f}s"]
     return "  ".join(parts)
+
