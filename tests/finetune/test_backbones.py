@@ -74,3 +74,36 @@ def test_replace_head_keeps_input_features():
     model.add_module("fc", nn.Linear(7, 3))
     head = replace_head(model, "fc", 11)
     assert model.fc is head and (head.in_features, head.out_features) == (7, 11)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "convnext_tiny", "efficientnet_b0"])
+def test_torchvision_entries_carry_their_weights_metadata(name):
+    from torchvision import models
+
+    weights = models.get_model_weights(name).IMAGENET1K_V1
+    preset = weights.transforms()
+    entry = get_backbone(name)
+    assert entry.input_size == preset.crop_size[0] and entry.mean == tuple(preset.mean)
+    assert entry.std == tuple(preset.std) and entry.interpolation == preset.interpolation.value
+    assert entry.categories == weights.meta["categories"]
+
+
+@pytest.mark.parametrize("name", ["convnext_tiny", "test_convnext", "vit_tiny_patch16_224"])
+def test_timm_entries_read_timms_config_without_building_a_model(name, monkeypatch):
+    import timm
+
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: pytest.fail("built a model to read a config"))
+    cfg = timm.models.get_pretrained_cfg(name)
+    get_backbone.cache_clear()
+    entry = get_backbone(f"timm:{name}")
+    assert (entry.input_size, entry.mean, entry.std, entry.interpolation) == (
+        cfg.input_size[-1], tuple(cfg.mean), tuple(cfg.std), cfg.interpolation)
+    assert entry.classifier == cfg.classifier
+
+
+def test_efficientnet_lite0_preprocessing_is_timms_tf_efficientnet_lite0():
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg("tf_efficientnet_lite0")
+    entry = get_backbone("efficientnet_lite0")
+    assert (entry.input_size, entry.mean, entry.std, entry.interpolation) == (224, cfg.mean, cfg.std, "bicubic")

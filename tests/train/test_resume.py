@@ -112,6 +112,16 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_cleanly(straight, 
     assert_same_weights(straight, out)
 
 
+def test_starting_over_removes_what_the_dead_run_left(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(Crash):
+        train(**TINY, epochs=3, out=out, callbacks=[CrashAt(0, batch=3)])
+    (out / "history.csv").write_text("epoch,lr\n1,0.1\n")  # written just before a kill, its checkpoint never was
+    with pytest.raises(Crash):
+        train(resume=out, callbacks=[CrashAt(0, batch=3)], **QUIET)
+    assert not (out / "history.csv").exists()
+
+
 def test_numpy_engine_resumes_bit_for_bit(tmp_path, monkeypatch):
     options = {**TINY, "model": "conv(4,3)-tanh-maxpool(2)-flatten-dense(16)-tanh-dropout(0.3)-dense(classes)",
                "engine": "numpy", "epochs": 3, "patience": 5}
@@ -176,6 +186,7 @@ def test_ctrl_c_saves_the_state_and_prints_the_resume_command(straight, tmp_path
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert f"Resume with: cnnlab train --resume {out}" in stderr and "is saved in checkpoint/state.pt" in stderr
+    assert "the state after batch" in stderr and Run.open(out).checkpoint()["batch"] > 0  # where it stopped
     assert "Traceback" not in stderr
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     reference = tmp_path / "reference"
