@@ -94,10 +94,13 @@ def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     _option(p, "--seed", type=int, shown=d["seed"], help="seeds splits, initialisation, order and augmentation")
     _option(p, "--device", shown=d["device"], help="auto: cuda when present")
     _option(p, "--precision", shown=d["precision"],
-            help="fp32, bf16 autocast, or fp16 autocast with a grad scaler (CUDA)")
+            help="fp32, bf16 autocast, fp16 autocast with a grad scaler (CUDA), or auto: bf16 where a measured "
+            "training step is faster with it")
     _option(p, "--patience", type=int, metavar="N", help="early stopping after N epochs without a better val_loss")
     _option(p, "--reduce-lr-patience", type=int, metavar="N", help="halve lr after N epochs without progress")
     _option(p, "--workers", type=int, shown=d["workers"], help="DataLoader worker processes for file data")
+    _option(p, "--compile", action="store_true", help="torch.compile the model for training steps "
+            "(pays on large models and GPUs; the first epoch compiles)")
     _option(p, "--checkpoint-every", type=int, metavar="STEPS",
             help="also save the resumable state every STEPS batches (default: at each epoch's end)")
     _option(p, "--nproc", type=int, metavar="N", shown=1,

@@ -31,7 +31,8 @@ from cnnlab.loop.optim import build_optimizer, build_scheduler
 from cnnlab.loop.distributed import World
 from cnnlab.loop.launch import has_config, launch_workers, worker_world
 from cnnlab.loop.resume import report_skipped
-from cnnlab.loop.session import TrainResult, describe_run, reopen_run, run_job, standard_callbacks, start_run
+from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, run_job, settle_precision,
+                                 standard_callbacks, start_run)
 from cnnlab.loop.trainer import Trainer
 
 COMMAND = "cnnlab finetune"
@@ -127,6 +128,7 @@ def finetune(data: str | None = None, backbone: str | None = None, *, out: str |
     for _, _, frozen in planned:  # a bad until:LAYER fails here, before the run directory exists
         apply_freeze(model, entry.classifier, frozen)
     preprocess = Preprocess(entry.mean, entry.std)
+    config = settle_precision(config, model, preprocess, splits.train, world, print_fn)
     n_params = sum(p.numel() for p in model.parameters())
     # load_data resized the training images bilinearly; new images must be prepared the same way.
     run_config = RunConfig(model=None, backbone=entry.name, num_classes=len(splits.class_names),
@@ -237,7 +239,8 @@ class FinetuneJob:
                           self.preprocess, augmenter=None if self.cached else self.augmenter,
                           callbacks=[AddSeconds(self.epoch, spent), *self.callbacks, recorder], seed=self.config.seed,
                           workers=self.config.workers, print_fn=self.print_fn,
-                          progress=self.progress and not self.quiet, verbose=not self.quiet, world=self.world)
+                          progress=self.progress and not self.quiet, verbose=not self.quiet, world=self.world,
+                          compile=self.config.compile)
         trainer.epoch, trainer.history = start, self.history
         state, self._state = self._state, None
         if state is not None:

@@ -9,7 +9,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.run import Run, TrainConfig
 
 # Options that change where and how fast a run trains, not what it computes.
-ENVIRONMENT = ("device", "workers")
+ENVIRONMENT = ("device", "workers", "compile")
 
 
 def open_for_resume(run: Run, options: dict, command: str, print_fn: Callable[[str], None], quiet: bool,

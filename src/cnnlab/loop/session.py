@@ -9,6 +9,7 @@ Ctrl-C, the final weights, the metrics and the closing line.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
@@ -24,6 +25,7 @@ from cnnlab.loop.distributed import World
 from cnnlab.loop.resume import open_for_resume
 from cnnlab.run import Run, RunConfig, TrainConfig
 from cnnlab.run.rundir import CHECKPOINT
+from cnnlab.device import resolve_device, resolve_precision
 from cnnlab.loop.callbacks import Callback, EarlyStopping, ReduceLROnPlateau, TensorBoard, tensorboard_available
 
 
@@ -134,6 +136,25 @@ def run_job(run: Run, job: Job, *, state: dict | None = None, checkpoint_every: 
     print_fn(f"Test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) on {test['images']:,} images; "
              f"run written to {run.path}")
     return TrainResult(run.path, metrics, list(history))
+
+
+def settle_precision(config: TrainConfig, network: nn.Module, preprocess: nn.Module, train_data, world: World,
+                     print_fn: Callable[[str], None]) -> TrainConfig:
+    """`config` with `--precision auto` resolved by measuring `network` on a few training images (rank 0
+    measures, every rank takes its answer), saying so; and a word when an explicit bf16 is slow here."""
+    if config.precision not in ("auto", "bf16"):
+        return config
+    precision, line = config.precision, ""
+    if world.is_main:
+        device = world.device(resolve_device(config.device))
+        count = min(len(train_data), config.batch_size, 32)
+        images = torch.stack([train_data[i][0] for i in range(count)])
+        with torch.no_grad():
+            batch = preprocess.to(device)(images.to(device))
+        precision, line = resolve_precision(config.precision, network, batch, device)
+    if line:
+        print_fn(line)
+    return dataclasses.replace(config, precision=world.broadcast(precision))
 
 
 def start_run(world: World, out, config: RunConfig, **create) -> Run:

@@ -27,6 +27,9 @@ from cnnlab.loop.callbacks import CallbackList
 from cnnlab.loop.distributed import World
 
 
+COMPILE_OPTIONS: dict = {}  # torch.compile's keyword arguments for `compile=True` (tests pick a fast backend)
+
+
 class Trainer:
     """Fit a classifier that outputs logits; report loss and accuracy per epoch.
 
@@ -39,6 +42,7 @@ class Trainer:
         print_fn: where epoch lines go; progress: show a live bar on a terminal.
         world: the processes training together (DistributedDataParallel when there are several); every
             global batch is split over them and every reported number is summed over them.
+        compile: run training steps through torch.compile (evaluation runs the model as it is).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler=None, *,
@@ -46,7 +50,7 @@ class Trainer:
                  preprocess: nn.Module | None = None, augmenter: Callable | None = None,
                  callbacks: Iterable = (), seed: int = 0, workers: int = 0,
                  print_fn: Callable[[str], None] = print, progress: bool = True, verbose: bool = True,
-                 world: World = World()):
+                 world: World = World(), compile: bool = False):
         self.world = world
         self.device = world.device(resolve_device(device))
         self.amp_dtype = autocast_dtype(precision, self.device)
@@ -57,10 +61,11 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.label_smoothing = label_smoothing
         self.preprocess = (preprocess or nn.Identity()).to(self.device)
-        self._forward = self.model  # what training batches go through: DDP's wrapper with several processes
+        # what training batches go through: compiled with `compile`, in DDP's wrapper with several processes
+        self._forward = torch.compile(self.model, **COMPILE_OPTIONS) if compile else self.model
         if world.active and optimizer is not None and any(p.requires_grad for p in self.model.parameters()):
             self._forward = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self._forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.augmenter = augmenter
         self.callbacks = CallbackList(callbacks, self)
         self.seed, self.workers = seed, workers
@@ -72,7 +77,7 @@ class Trainer:
         self.interrupted = False  # set (e.g. by a SIGINT handler) to stop cleanly after the current batch
         self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self._generator = None
-        self._bar_note = ""
+        self._loaders: dict[int, tuple] = {}
 
     # ----------------------------------------------------------------- the loop
     def fit(self, train, val=None, epochs: int = 10, batch_size: int = 100, shuffle: bool = True, *,
@@ -228,10 +233,21 @@ class Trainer:
             return
         if not chunks:
             return
-        loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        loader, sampler = self._loader(data)
+        sampler.chunks = [c.tolist() for c in chunks]
         for x, y in loader:
             yield self._to_device(x, torch.as_tensor(y))
+
+    def _loader(self, data) -> tuple[DataLoader, "_Chunks"]:
+        """One DataLoader per data set for the Trainer's life, so that worker processes persist across epochs
+        (starting them costs seconds); each pass only sets the index lists it draws."""
+        key = id(data)
+        if key not in self._loaders:
+            sampler = _Chunks()
+            self._loaders[key] = (DataLoader(data, batch_sampler=sampler, num_workers=self.workers,
+                                             pin_memory=self.device.type == "cuda",
+                                             persistent_workers=self.workers > 0), sampler)
+        return self._loaders[key]
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         non_blocking = self.device.type == "cuda"
@@ -298,6 +314,19 @@ class Trainer:
         if state.get("augment_rng") is not None and self.augmenter is not None:
             self._generator = torch.Generator(device=self.device)
             self._generator.set_state(state["augment_rng"])
+
+
+class _Chunks:
+    """A batch sampler whose batches (lists of indices) the Trainer sets before each pass."""
+
+    def __init__(self):
+        self.chunks: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
 
 
 class _TensorData:

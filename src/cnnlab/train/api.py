@@ -21,7 +21,8 @@ from cnnlab.loop.distributed import World
 from cnnlab.loop.launch import has_config, launch_workers, worker_world
 from cnnlab.loop.resume import report_skipped
 from cnnlab.train.scratch_run import ScratchJob, check_supported
-from cnnlab.loop.session import TrainResult, describe_run, reopen_run, run_job, standard_callbacks, start_run
+from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, run_job, settle_precision,
+                                 standard_callbacks, start_run)
 from cnnlab.loop.trainer import Trainer
 
 COMMAND = "cnnlab train"
@@ -68,6 +69,7 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     torch.manual_seed(config.seed)
     network = create_model(config.model, len(splits.class_names), splits.input_shape)
     preprocess = make_preprocess(parse_augment(config.augment), splits.train)
+    config = settle_precision(config, network, preprocess, splits.train, world, print_fn)
     n_params = sum(p.numel() for p in network.parameters())
     run_config = RunConfig(model=config.model, backbone=None, num_classes=len(splits.class_names),
                            class_names=list(splits.class_names), input_shape=list(splits.input_shape),
@@ -144,7 +146,7 @@ class TorchJob:
                                augmenter=Augmenter(augment) if augment.geometric else None,
                                callbacks=[*callbacks, *standard_callbacks(config, run)], seed=config.seed,
                                workers=config.workers, print_fn=print_fn, progress=progress and not quiet,
-                               verbose=not quiet, world=world)
+                               verbose=not quiet, world=world, compile=config.compile)
 
     @property
     def history(self) -> list[dict]:
