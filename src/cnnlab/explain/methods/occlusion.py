@@ -108,7 +108,7 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, pat
 
 
 @register_method("occlusion", "drop in the target's probability when a patch hides each pixel (Zeiler & Fergus)",
-                 units="drop in probability", gradients=False, signed=True, figure="occlusion",
+                 units="drop in probability", gradients=False, signed=True, figure="occlusion", slow=True,
                  reference="captum Occlusion",
                  options={"patch": Option(None, "patch side in pixels (default: 1/4 of the smaller side)", int, 1),
                           "stride": Option(None, "pixels between patch positions (default: half the patch)", int, 1),
