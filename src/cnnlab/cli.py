@@ -180,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.set_defaults(handler=_report)
 
+    p = command("serve", "a local web page to drop an image and see what the network sees, and its JSON API")
+    p.add_argument("model", help="run directory or pretrained:NAME")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
+                   "only; any other needs a token)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--token", default=None, help="every request must carry it (default: none on loopback, "
+                   "generated and printed on any other address)")
+    p.add_argument("--queue", type=int, default=16, help="requests that may wait for the model before the answer "
+                   "is 503 (default: 16)")
+    _add_device(p)
+    p.set_defaults(handler=_serve)
+
     p = command("models", "list registered models and backbones")
     p.set_defaults(handler=_models)
     p = command("datasets", "list data specs")
@@ -252,6 +264,13 @@ def _models(args) -> None:
     for name, description in list_backbones().items():
         print(f"  {name:<20} {description}")
     print("\nor a spec string, e.g. 'conv(32,3)-relu-maxpool(2)-flatten-dense(128)-relu-dropout(0.5)-dense(classes)'")
+
+
+def _serve(args) -> None:
+    from cnnlab.serve import serve
+
+    serve(args.model, host=args.host, port=args.port, device=args.device, token=args.token, queue=args.queue,
+          print_fn=lambda line: print(line, flush=True))
 
 
 def _report(args) -> None:
