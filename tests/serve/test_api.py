@@ -86,6 +86,21 @@ def test_the_target_defaults_to_the_predicted_class(client, digits_model, digit_
                                rtol=1e-5, atol=1e-7)
 
 
+def test_each_upload_gets_its_own_maps_and_the_decoded_cache_stays_bounded(client, digits_model, tmp_path):
+    from cnnlab.serve.served import CACHED_IMAGES
+
+    rng = np.random.default_rng(1)
+    uploads = [png_bytes(rng.integers(0, 255, (20, 24), dtype=np.uint8)) for _ in range(CACHED_IMAGES + 4)]
+    for number, png in enumerate(uploads + uploads[:2]):
+        path = tmp_path / f"{number}.png"
+        path.write_bytes(png)
+        x, _ = digits_model.load_images([path])
+        body = client.post("/api/explain", files=upload(png), data={"method": "saliency", "target": "1"}).json()
+        np.testing.assert_allclose(npy_from(body), METHODS["saliency"](digits_model.network, x, 1)[0].numpy(),
+                                   rtol=1e-5, atol=1e-7)
+    assert len(client.app.state.served._cache) <= CACHED_IMAGES
+
+
 def test_classes_are_found_by_name_too(client, digit_png):
     by_name = client.post("/api/explain", files=upload(digit_png), data={"method": "gradcam", "target": "7"})
     assert by_name.json()["target"] == {"index": 7, "name": "7"}
@@ -102,17 +117,34 @@ def test_options_reach_the_method(client, digits_model, digit_png, reference_inp
     assert body["options"] == options
 
 
-def test_png_overlay_is_render_overlay(client, digits_model, digit_png, reference_input):
+@pytest.mark.parametrize("method", ["gradcam", "saliency"])
+def test_pictures_are_render_overlay(client, digits_model, digit_png, reference_input, method):
+    """The .png overlay and the page's coloured map are `render.overlay` of the upsampled map, at the method's
+    percentile (saliency: 99) and the alpha asked (the page's map: 1, drawn at the slider's opacity)."""
     from cnnlab.explain.base import upsample
     from cnnlab.explain.render import overlay
 
-    answer = client.post("/api/explain", files=upload(digit_png),
-                         data={"method": "gradcam", "target": "4", "format": "png", "alpha": "0.7"})
-    assert answer.headers["content-type"] == "image/png"
     picture = torch.from_numpy(np.asarray(Image.open(io.BytesIO(digit_png)), np.float32) / 255)[None]
-    heatmap = METHODS["gradcam"](digits_model.network, reference_input, 4)
-    expected = overlay(picture, upsample(heatmap, (32, 32))[0], alpha=0.7)
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer.content))), expected)
+    on_image = upsample(METHODS[method](digits_model.network, reference_input, 4), (32, 32))[0]
+    percentile = METHODS[method].percentile
+    answer = client.post("/api/explain", files=upload(digit_png),
+                         data={"method": method, "target": "4", "format": "png", "alpha": "0.7"})
+    assert answer.headers["content-type"] == "image/png"
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(answer.content))),
+                                  overlay(picture, on_image, alpha=0.7, percentile=percentile))
+    heat = client.post("/api/explain", files=upload(digit_png), data={"method": method, "target": "4"}).json()["heat"]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(heat.split(",", 1)[1])))),
+                                  overlay(picture, on_image, alpha=1.0, percentile=percentile))
+
+
+def test_photos_are_turned_upright_as_the_browser_shows_them(client):
+    """A phone photo stored sideways with EXIF orientation 6 is read as it is seen: taller than wide."""
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(buffer, format="JPEG", exif=exif)
+    answer = client.post("/api/predict", files=upload(buffer.getvalue())).json()
+    assert (answer["width"], answer["height"]) == (20, 40)
 
 
 def test_model_info_lists_every_registered_method_and_the_summary(client, digits_model):
@@ -221,6 +253,9 @@ BAD_REQUESTS = {
         "/api/predict", files=upload(b"\0" * ELEVEN_MIB))),
     "streamed body over the limit": (413, "larger than the limit", lambda c, png: c.post(
         "/api/predict", content=streamed(ELEVEN_MIB), headers={"content-type": "multipart/form-data; boundary=x"})),
+    "a Content-Length over the limit, refused before the body is read": (413, "larger than the limit", lambda c, png:
+        c.post("/api/predict", content=b"0123456789", headers={"content-length": str(ELEVEN_MIB),
+                                                                "content-type": "multipart/form-data; boundary=x"})),
     "a lying Content-Length": (400, "Content-Length", lambda c, png: c.post(
         "/api/predict", content=b"abc", headers={"content-length": "lots"})),
     "not an image": (415, "not an image", lambda c, png: c.post("/api/predict", files=upload(b"GIF89a? no."))),

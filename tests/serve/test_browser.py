@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(find_chromium() is None, reason="Chromium is not
 
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-TIMEOUT_MS = 120_000
+TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")

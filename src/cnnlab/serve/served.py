@@ -10,8 +10,10 @@ is cheap and happens before the request takes a place in the work queue;
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,8 +31,19 @@ from cnnlab.run import LoadedModel
 from cnnlab.serve.guard import MAX_BODY
 from cnnlab.serve.images import MAX_PIXELS, data_url, decode, display_size, npy, png, to_uint8
 
+CACHED_IMAGES = 8  # the latest uploads, decoded: a few MiB each (the shown image and the model's input)
 SMALL_INPUT = 64 * 64  # model inputs this small make even a slow method quick: the page runs every method
 FORMATS = ("json", "npy", "png")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One upload as the work needs it; the tensors are shared between requests, so methods get copies."""
+
+    shown: torch.Tensor  # (C, h, w): the image as the page shows it, at most DISPLAY_SIDE on its longest side
+    model_input: torch.Tensor  # (1, C, H, W): fitted to the model
+    width: int  # of the image as read (at most WORKING_SIDE)
+    height: int
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class ServedModel:
         self.network: nn.Module = loaded.network
         self.max_pixels = max_pixels
         self.max_body = max_body
+        self._cache: OrderedDict[bytes, Prepared] = OrderedDict()
         self.info = self._info()
 
     def _info(self) -> dict:
@@ -78,44 +92,57 @@ class ServedModel:
 
     def predict(self, data: bytes, top: int) -> dict:
         """The top classes of the upload and the pictures the page shows: the image and the model's input."""
-        picture = decode(data, self.loaded.input_shape[0], self.max_pixels)
-        model_input = self.loaded.prepare(picture)
-        probabilities = self.loaded.predict(model_input[None])[0]
+        image = self.prepared(data)
+        probabilities = self.loaded.predict(image.model_input.clone())[0]
         values, indices = probabilities.topk(min(top, len(probabilities)))
         names = self.loaded.class_names
         return {"top": [{"index": int(i), "name": names[int(i)], "probability": float(p)}
                         for p, i in zip(values.tolist(), indices.tolist())],
                 "probabilities": [round(float(p), 6) for p in probabilities],
-                "width": picture.shape[-1], "height": picture.shape[-2],
-                "image": data_url(png(to_uint8(self._display(picture)))),
-                "model_input": data_url(png(to_uint8(model_input)))}
+                "width": image.width, "height": image.height, "image": data_url(png(to_uint8(image.shown))),
+                "model_input": data_url(png(to_uint8(image.model_input[0])))}
 
     def explain(self, data: bytes, request: ExplainRequest) -> dict | bytes:
         """The method's map of the upload for the target: JSON with the raw map and its colours, or .npy/.png bytes."""
-        picture = decode(data, self.loaded.input_shape[0], self.max_pixels)
-        model_input = self.loaded.prepare(picture)[None]
+        image = self.prepared(data)
         target = request.target
         if target is None:
-            target = int(self.loaded.predict(model_input).argmax())
+            target = int(self.loaded.predict(image.model_input.clone()).argmax())
         started = time.perf_counter()
-        raw = request.method(self.network, model_input, target, **request.options)[0].detach().float().cpu()
+        maps = request.method(self.network, image.model_input.clone(), target, **request.options)
         seconds = time.perf_counter() - started
+        raw = maps[0].detach().float().cpu()
         values = raw.numpy().astype(np.float32)
         if request.format == "npy":
             return npy(values)
-        shown = self._display(picture)
-        on_image = upsample(raw[None], shown.shape[-2:])[0]
+        on_image = upsample(raw[None], image.shown.shape[-2:])[0]
         if request.format == "png":
-            return png(overlay(shown, on_image, alpha=request.alpha, percentile=request.method.percentile))
+            return png(overlay(image.shown, on_image, alpha=request.alpha, percentile=request.method.percentile))
+        heat = overlay(image.shown, on_image, alpha=1.0, percentile=request.method.percentile)
         return {"method": request.method.name,
                 "target": {"index": target, "name": self.loaded.class_names[target]},
                 "options": request.options, "units": request.method.units, "signed": request.method.signed,
                 "shape": list(values.shape), "minimum": float(values.min()), "maximum": float(values.max()),
-                "heat": data_url(png(overlay(shown, on_image, alpha=1.0, percentile=request.method.percentile))),
-                "map": base64.b64encode(npy(values)).decode("ascii"), "seconds": round(seconds, 4)}
+                "heat": data_url(png(heat)), "map": base64.b64encode(npy(values)).decode("ascii"),
+                "seconds": round(seconds, 4)}
 
-    def _display(self, picture: torch.Tensor) -> torch.Tensor:
-        return resize(picture, display_size(*picture.shape[-2:]))
+    def prepared(self, data: bytes) -> Prepared:
+        """The upload decoded, shown and fitted to the model, from the cache when these bytes came lately.
+
+        The page sends one image with each of its requests (one per method);
+        decoding it once instead of each time saves most of a request's work
+        beyond the method for a large photo. Called on the worker thread only.
+        """
+        key = hashlib.sha256(data).digest()
+        image = self._cache.pop(key, None)
+        if image is None:
+            picture = decode(data, self.loaded.input_shape[0], self.max_pixels)
+            image = Prepared(resize(picture, display_size(*picture.shape[-2:])), self.loaded.prepare(picture)[None],
+                             picture.shape[-1], picture.shape[-2])
+        self._cache[key] = image
+        while len(self._cache) > CACHED_IMAGES:
+            self._cache.popitem(last=False)
+        return image
 
 
 def method_info(method: Method, small: bool) -> dict:
