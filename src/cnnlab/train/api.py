@@ -11,6 +11,7 @@ from torch import nn
 
 from cnnlab import spec as specs
 from cnnlab.data import Augmenter, load_data, make_preprocess, parse_augment
+from cnnlab.data.splits import describe_duplicates
 from cnnlab.device import autocast_dtype, resolve_device
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.finetune.api import finetune
@@ -52,6 +53,8 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
                        validation_split=config.validation_split, test_split=config.test_split,
                        train_fraction=config.train_fraction)
     report_skipped(splits, print_fn)
+    if splits.duplicates:
+        print_fn(describe_duplicates(splits.duplicates))
     torch.manual_seed(config.seed)
     network = create_model(config.model, len(splits.class_names), splits.input_shape)
     preprocess = make_preprocess(parse_augment(config.augment), splits.train)
