@@ -72,6 +72,7 @@ def _class_files(class_dir: Path, root: Path, walked: set[tuple[int, int]], skip
             if (target.st_dev, target.st_ino) in walked or (path.is_symlink() and _inside(path.resolve(), root)):
                 skipped.append(f"{printable(path)}: a link to a folder already in the data set, not followed")
             else:
+                walked.add((target.st_dev, target.st_ino))
                 kept.append(name)
         dirs[:] = kept
         files += [Path(folder) / name for name in sorted(names) if not name.startswith(".")]
