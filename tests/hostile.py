@@ -59,9 +59,8 @@ def make_socket(path: Path) -> None:
         sock.bind(str(path))
 
 
-@contextmanager
-def fifo_guard(path: Path, seconds: float = 20.0):
-    """Release a reader blocked on the FIFO at `path` after `seconds`, so a scan that opens it fails, not hangs."""
+def release_fifo_later(path: Path, seconds: float = 20.0) -> None:
+    """After `seconds`, release a reader blocked on the FIFO at `path`, so a scan that opens it fails, not hangs."""
 
     def release():
         try:
@@ -72,10 +71,6 @@ def fifo_guard(path: Path, seconds: float = 20.0):
     timer = threading.Timer(seconds, release)
     timer.daemon = True
     timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 @contextmanager

@@ -42,7 +42,7 @@ def test_a_float_tiff_keeps_its_values(tmp_path):
 @pytest.mark.parametrize("low, high", [(0.0, 255.0), (-1.0, 1.0), (0.0, np.nan)])
 def test_a_float_tiff_outside_the_unit_range_is_refused_naming_its_range(tmp_path, low, high):
     pixels = np.linspace(low, high, 16, dtype=np.float32).reshape(4, 4)
-    with pytest.raises(DataError, match=r"image.tif holds values in \[.*\]; cnnlab reads float images"):
+    with pytest.raises(DataError, match=r"image.tif is made of float values in \[.*\]; cnnlab reads float images"):
         read(tmp_path, image_bytes(pixels, "TIFF"), "image.tif")
 
 

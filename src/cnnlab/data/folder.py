@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnlab.data.datasets import FileDataset
-from cnnlab.data.images import decode_image, special_file_kind
+from cnnlab.data.images import ImageError, decode_image, special_file_kind
 from cnnlab.data.paths import printable
 from cnnlab.data.specs import Source, register_spec
 from cnnlab.errors import DataError
@@ -43,10 +43,10 @@ def check_image(path: Path, size: int = 64, channels: int = 3) -> tuple[str | No
     try:
         data = path.read_bytes()
         decode_image(data, path, channels, size)
-    except DataError as error:
-        return None, str(error)
+    except ImageError as error:
+        return None, error.reason
     except OSError as error:
-        return None, f"{error.__class__.__name__}: {error.strerror or error}"
+        return None, f"unreadable ({error.strerror or error})"
     return hashlib.blake2b(data, digest_size=16).hexdigest(), None
 
 

@@ -29,6 +29,14 @@ _FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket
                (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
 
 
+class ImageError(DataError):
+    """An image file that cannot be used; `reason` says why without naming the file (for lists of skipped files)."""
+
+    def __init__(self, label: str, reason: str, subject: str = "image"):
+        super().__init__(f"The {subject} {label} is {reason}.")
+        self.reason = reason
+
+
 def special_file_kind(mode: int) -> str | None:
     """What a non-regular file is ('a FIFO (named pipe)', 'a socket', ...) from its st_mode; None for a regular file."""
     if stat.S_ISREG(mode):
@@ -52,11 +60,11 @@ def read_image(path: str | os.PathLike, channels: int = 3, size: int | None = No
         raise DataError(f"The image {printable(path)} does not exist.") from None
     kind = special_file_kind(mode)
     if kind:
-        raise DataError(f"The image {printable(path)} is {kind}, not an image file.")
+        raise ImageError(printable(path), f"{kind}, not an image file")
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise DataError(f"The image {printable(path)} cannot be read ({error.strerror or error}).") from None
+        raise ImageError(printable(path), f"unreadable ({error.strerror or error})") from None
     return decode_image(data, path, channels, size)
 
 
@@ -77,23 +85,23 @@ def decode_image(data: bytes, name: str | os.PathLike, channels: int = 3, size: 
                 image.draft(image.mode, (size, size))
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise DataError(too_many_pixels(label, width, height))
+                raise ImageError(label, too_many_pixels(width, height))
             image.load()
             array = _unit_range(image, label, channels)
     except DataError:
         raise
     except Image.DecompressionBombError:
-        raise DataError(too_many_pixels(label, *_declared_size(data))) from None
+        raise ImageError(label, too_many_pixels(*_declared_size(data))) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
-        raise DataError(f"The file {label} is not a readable image ({error.__class__.__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else 'unreadable'}).") from None
+        detail = str(error).splitlines()[0].split(" <_io.")[0] if str(error) else "unreadable"  # no object reprs
+        raise ImageError(label, f"not a readable image ({error.__class__.__name__}: {detail})", "file") from None
     tensor = torch.from_numpy(np.ascontiguousarray(array[None] if array.ndim == 2 else array.transpose(2, 0, 1)))
     return to_channels(tensor, channels)
 
 
-def too_many_pixels(label: str, width: int, height: int) -> str:
-    return (f"The image {label} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), over the budget "
-            f"of {MAX_PIXELS / 1e6:.1f} megapixels per image; shrink it before use.")
+def too_many_pixels(width: int, height: int) -> str:
+    return (f"{width}x{height} pixels ({width * height / 1e6:.1f} megapixels), over the budget of "
+            f"{MAX_PIXELS / 1e6:.1f} megapixels per image; shrink it before use")
 
 
 def _declared_size(data: bytes) -> tuple[int, int]:
@@ -117,16 +125,16 @@ def _unit_range(image: Image.Image, label: str, channels: int) -> np.ndarray:
     if image.mode == "I":
         values = np.asarray(image)
         if values.size and values.min() < 0:
-            raise DataError(f"The image {label} holds negative integers (down to {values.min()}); cnnlab reads "
-                            f"integer images as intensities from 0. Rescale it to unsigned values.")
+            raise ImageError(label, f"made of negative integers (down to {values.min()}); cnnlab reads integer "
+                                    f"images as intensities from 0, so rescale it to unsigned values")
         bits = 16 if image.format == "PNG" else _tiff_bits(image)
         return (values / float(2**bits - 1 if bits <= 16 else 2**31 - 1)).astype(np.float32)
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
         low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
         if not (np.isfinite(low) and np.isfinite(high)) or low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
-            raise DataError(f"The float image {label} holds values in [{low:g}, {high:g}]; cnnlab reads float "
-                            f"images as intensities in [0, 1]. Rescale it to [0, 1].")
+            raise ImageError(label, f"made of float values in [{low:g}, {high:g}]; cnnlab reads float images as "
+                                    f"intensities in [0, 1], so rescale it to [0, 1]")
         return np.clip(values, 0.0, 1.0)
     return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / np.float32(255)
 
