@@ -119,6 +119,7 @@ def bomb_file(where: Path) -> Path:
 
 def fifo_file(where: Path) -> Path:
     os.mkfifo(where / "pipe.png")
+    release_fifo_later(where / "pipe.png")
     return where / "pipe.png"
 
 
@@ -154,6 +155,10 @@ CASES = [
          ("{tmp}/\\xff of data spec", "does not exist")),
     Case("image size beyond memory", lambda w: train("digits", "--image-size", "100000"),
          ("100000x100000", "would need", "Use a smaller --image-size")),
+    Case("all images beyond memory, each one fitting", lambda w: train("digits", "--image-size", "20000"),
+         ("1,797 images of 1x20000x20000 in memory would need",)),
+    Case("image size beyond memory for files", lambda w: folder(w) + ["--image-size", "100000"],
+         ("One 3x100000x100000 image of folder:", "would need")),
     Case("dense layer beyond memory", lambda w: train("digits", "--model", "flatten-dense(1000000000000)-dense(classes)"),
          ("75,000,000,000,010 parameters", "would need", "Use fewer filters or units")),
     Case("conv layer beyond memory", lambda w: train("digits", "--model", "conv(1000000000,3)-flatten-dense(classes)"),
