@@ -49,3 +49,11 @@ def test_maps_are_scaled_to_0_1_per_image_before_they_multiply():
     # A map of 2s on the evidence and 1s elsewhere scales to 1 and 0: the same as the indicator.
     doubled = confidence_change(model, image, (corner().float() + 1)[None])
     assert doubled.after[0] == pytest.approx(sigmoid(3.0))
+
+
+def test_a_map_that_keeps_all_the_evidence_changes_nothing():
+    model = RegionModel(corner(), 3.0)  # no counter-evidence: hiding the rest leaves the logit as it was
+    result = confidence_change(model, torch.rand(2, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(0)),
+                               corner().float().expand(2, -1, -1))
+    np.testing.assert_array_equal(result.after, result.before)
+    assert result.drop.tolist() == [0.0, 0.0] and result.increase.tolist() == [0.0, 0.0]
