@@ -1,5 +1,10 @@
 """Training throughput of `mnist-cnn` (batch 100, 28x28x1): cnnlab's Trainer against a bare loop and Keras 3.
 
+Contenders: the bare loop, the Trainer in fp32, with bf16 autocast, with
+torch.compile (the compilation happens in the untimed warm-up epoch), and
+Keras 3 on the torch backend. `--precision auto`'s choice on this machine is
+printed too.
+
 Each contender runs in its own process (torch's and Keras' thread pools would
 otherwise fight over the cores), with the same thread count, and the rounds
 are interleaved so that machine noise hits all of them alike. Printed: the
@@ -23,7 +28,7 @@ import time
 N_IMAGES = 2000
 BATCH = 100
 FLOP_PER_IMAGE = 72e6
-CONTENDERS = ("bare", "trainer-fp32", "trainer-bf16", "keras3")
+CONTENDERS = ("bare", "trainer-fp32", "trainer-bf16", "trainer-compile", "keras3")
 
 
 def _data(torch):
@@ -60,7 +65,7 @@ def run_bare(epochs: int) -> float:
     return N_IMAGES * epochs / (time.perf_counter() - started)
 
 
-def run_trainer(epochs: int, precision: str) -> float:
+def run_trainer(epochs: int, precision: str, compile: bool = False) -> float:
     import torch
 
     from cnnlab.data import ArrayDataset
@@ -74,7 +79,7 @@ def run_trainer(epochs: int, precision: str) -> float:
     model = create_model("mnist-cnn", 10, (1, 28, 28))
     optimizer = build_optimizer(model, config)
     trainer = Trainer(model, optimizer, build_scheduler(optimizer, config, N_IMAGES // BATCH),
-                      precision=precision, progress=False, verbose=False)
+                      precision=precision, progress=False, verbose=False, compile=compile)
     trainer.fit(data, epochs=1, batch_size=BATCH)
     started = time.perf_counter()
     trainer.fit(data, epochs=1 + epochs, batch_size=BATCH)
@@ -111,6 +116,8 @@ def measure(name: str, epochs: int, threads: int) -> float:
     torch.set_num_threads(threads)
     if name == "bare":
         return run_bare(epochs)
+    if name == "trainer-compile":
+        return run_trainer(epochs, "fp32", compile=True)
     if name.startswith("trainer-"):
         return run_trainer(epochs, name.split("-")[1])
     return run_keras(epochs)
@@ -143,7 +150,30 @@ def main() -> None:
         print(f"{name:<16}{medians[name]:>10.0f}{medians[name] / medians['bare']:>10.2f}"
               f"{medians[name] * FLOP_PER_IMAGE / 1e9:>10.1f}")
     print(f"trainer-fp32 / keras3: {medians['trainer-fp32'] / medians['keras3']:.2f}x   "
-          f"trainer-bf16 / trainer-fp32: {medians['trainer-bf16'] / medians['trainer-fp32']:.2f}x")
+          f"trainer-bf16 / trainer-fp32: {medians['trainer-bf16'] / medians['trainer-fp32']:.2f}x   "
+          f"trainer-compile / trainer-fp32: {medians['trainer-compile'] / medians['trainer-fp32']:.2f}x")
+    print(f"--precision auto here: {auto_choice()}")
+    print(f"CPU: {cpu_description()}")
+
+
+def auto_choice() -> str:
+    """What `--precision auto` measures and picks for mnist-cnn on this machine."""
+    import torch
+
+    from cnnlab.device import resolve_precision
+    from cnnlab.models import create_model
+
+    model = create_model("mnist-cnn", 10, (1, 28, 28))
+    return resolve_precision("auto", model, torch.rand(32, 1, 28, 28), torch.device("cpu"))[1]
+
+
+def cpu_description() -> str:
+    """lscpu's model name and whether the CPU has native bf16 (avx512_bf16, amx_bf16)."""
+    info = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    native = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+    return f"{name}; native bf16: {', '.join(native) if native else 'none (no avx512_bf16, no amx_bf16)'}"
 
 
 if __name__ == "__main__":

@@ -96,12 +96,19 @@ def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     _option(p, "--seed", type=int, shown=d["seed"], help="seeds splits, initialisation, order and augmentation")
     _option(p, "--device", shown=d["device"], help="auto: cuda when present")
     _option(p, "--precision", shown=d["precision"],
-            help="fp32, bf16 autocast, or fp16 autocast with a grad scaler (CUDA)")
+            help="fp32, bf16 autocast, fp16 autocast with a grad scaler (CUDA), or auto: bf16 where a measured "
+            "training step is faster with it")
     _option(p, "--patience", type=int, metavar="N", help="early stopping after N epochs without a better val_loss")
     _option(p, "--reduce-lr-patience", type=int, metavar="N", help="halve lr after N epochs without progress")
     _option(p, "--workers", type=int, shown=d["workers"], help="DataLoader worker processes for file data")
+    _option(p, "--compile", action="store_true", help="torch.compile the model for training steps "
+            "(pays on large models and GPUs; the first epoch compiles)")
     _option(p, "--checkpoint-every", type=int, metavar="STEPS",
             help="also save the resumable state every STEPS batches (default: at each epoch's end)")
+    _option(p, "--nproc", type=int, metavar="N", shown=1,
+            help="train in N processes (torch.distributed: DDP, gloo on CPU, NCCL on CUDA); --batch-size is global")
+    _option(p, "--max-restarts", type=int, metavar="K", shown=0,
+            help="with --nproc: restart the workers up to K times from the last checkpoint when one dies")
     p.add_argument("--quiet", action="store_true", help="print only the result line")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: runs/<data>-<model>)")
     p.add_argument("--resume", default=None, metavar="DIR",
@@ -180,6 +187,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("datasets", "list data specs")
     p.set_defaults(handler=_datasets)
     return parser
+
+
+def command_line(command: str, options: dict) -> list[str]:
+    """The arguments that make `cnnlab COMMAND` parse into `options` again (None values left out)."""
+    name = command.split()[-1]
+    parser = dict(build_parser()._child_parsers())[name]
+    actions = {action.dest: action for action in parser._actions if action.option_strings}
+    arguments = [name]
+    for key, value in options.items():
+        if value is None:
+            continue
+        action = actions[key]
+        flag = next(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse.BooleanOptionalAction):
+            arguments.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            if value == isinstance(action, argparse._StoreTrueAction):
+                arguments.append(flag)
+        else:
+            arguments += [flag, str(value)]
+    return arguments
 
 
 def _options(args) -> dict:
@@ -301,10 +329,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except CnnlabError as error:
-        print(f"cnnlab {args.command}: error: {error}", file=sys.stderr)
+        from cnnlab.loop.distributed import report_worker_error, world_from_env
+
+        world = world_from_env()
+        if report_worker_error(world, error):  # the launcher that started this worker reports it
+            return 2
+        rank = f"rank {world.rank}: " if world.active else ""
+        print(f"cnnlab {args.command}: error: {rank}{error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         print(getattr(interrupt, "message", "cnnlab: interrupted"), file=sys.stderr)
         return 130
+    except RuntimeError as error:
+        from cnnlab.loop.distributed import world_from_env
+
+        world = world_from_env()
+        if not (world.active and any(word in str(error) for word in ("gloo", "NCCL", "Connection"))):
+            raise
+        # a collective failed because another worker died: that worker's failure is the one to report
+        print(f"cnnlab {args.command}: rank {world.rank} stopped: another process of the group failed "
+              f"({str(error).splitlines()[0][:160]})", file=sys.stderr)
+        return 1
     return 0
 

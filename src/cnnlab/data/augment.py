@@ -112,12 +112,18 @@ class Augmenter:
     def __init__(self, options: AugmentOptions):
         self.options = options
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A randomly transformed copy of the (N, C, H, W) batch `x` (x itself when nothing is on)."""
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                 rows: slice | None = None, total: int | None = None) -> torch.Tensor:
+        """A randomly transformed copy of the (N, C, H, W) batch `x` (x itself when nothing is on).
+
+        With `total` and `rows`, `x` is the part `rows` of a batch of `total`
+        images (one process's share of a global batch): parameters are drawn
+        for all `total`, so every process draws what one process would.
+        """
         o = self.options
         if not o.geometric or len(x) == 0:
             return x
-        n, (height, width) = len(x), x.shape[-2:]
+        n, (height, width) = (total or len(x)), x.shape[-2:]
         device = generator.device if generator is not None else torch.device("cpu")
 
         def uniform(half_width: float, *shape: int) -> torch.Tensor:
@@ -129,6 +135,8 @@ class Augmenter:
         zooms = 1 + uniform(o.zoom, 2) if o.zoom else None
         flips = torch.rand(n, 2, generator=generator, device=device) < 0.5
         flips &= torch.tensor([o.hflip, o.vflip], device=device)
+        if rows is not None:
+            angles, shifts, zooms, flips = (None if p is None else p[rows] for p in (angles, shifts, zooms, flips))
         return self.transform(x, angles=angles, shifts=shifts, zooms=zooms,
                               flips=flips if (o.hflip or o.vflip) else None)
 

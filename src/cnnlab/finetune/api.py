@@ -28,8 +28,11 @@ from cnnlab.finetune.freeze import FreezeSpec, apply_freeze, frozen_in_eval, par
 from cnnlab.models.backbones import get_backbone
 from cnnlab.run import FinetuneOptions, Run, RunConfig, TrainConfig
 from cnnlab.loop.optim import build_optimizer, build_scheduler
-from cnnlab.loop.resume import open_for_resume, report_skipped
-from cnnlab.loop.session import TrainResult, describe_run, resume_state, run_job, standard_callbacks
+from cnnlab.loop.distributed import World
+from cnnlab.loop.launch import has_config, launch_workers, worker_world
+from cnnlab.loop.resume import report_skipped
+from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, run_job, settle_precision,
+                                 standard_callbacks, start_run)
 from cnnlab.loop.trainer import Trainer
 
 COMMAND = "cnnlab finetune"
@@ -71,7 +74,7 @@ def _check_together(settings: FinetuneOptions, given: set[str]) -> None:
 def finetune(data: str | None = None, backbone: str | None = None, *, out: str | os.PathLike | None = None,
              overwrite: bool = False, resume: str | os.PathLike | None = None, quiet: bool = False,
              print_fn: Callable[[str], None] = print, progress: bool = True, callbacks: Iterable = (),
-             checkpoint_every: int | None = None, **options) -> TrainResult:
+             checkpoint_every: int | None = None, nproc: int = 1, max_restarts: int = 0, **options) -> TrainResult:
     """Fine-tune the pretrained `backbone` on `data` with a new head, and write a run directory.
 
     `options` are FinetuneOptions fields (freeze, unfreeze_after, unfreeze,
@@ -80,10 +83,14 @@ def finetune(data: str | None = None, backbone: str | None = None, *, out: str |
     train_fraction, ...); `image_size` defaults to the backbone's own input
     size and grey images become RGB. `head_lr` defaults to `lr`, or the
     optimiser's default (Adam, 1e-3). With `resume`, the run is finished as
-    it was started (see `cnnlab.train.train`).
+    it was started; `nproc` and `max_restarts` train in several processes
+    (see `cnnlab.train.train`).
     """
+    named = {k: v for k, v in (("data", data), ("backbone", backbone)) if v is not None}
+    if nproc > 1 or max_restarts:
+        return launch_workers(COMMAND, named, options, out=out, resume=resume, checkpoint_every=checkpoint_every,
+                              nproc=nproc, max_restarts=max_restarts, callbacks=callbacks, quiet=quiet)
     if resume is not None:
-        named = {k: v for k, v in (("data", data), ("backbone", backbone)) if v is not None}
         return _resume(resume, {**named, **options}, quiet, print_fn, progress, callbacks, checkpoint_every)
     if not data or not backbone:
         raise ConfigError("cnnlab finetune needs --data and --backbone (e.g. --backbone efficientnet_lite0).")
@@ -105,7 +112,13 @@ def finetune(data: str | None = None, backbone: str | None = None, *, out: str |
     if augment.preprocessing:
         raise ConfigError(f"The --augment option of cnnlab finetune takes geometric transforms only; {entry.name} "
                           f"brings its own normalisation (mean {entry.mean}, std {entry.std}).")
-    resolve_device(config.device)
+    world = worker_world(config.device, out, COMMAND)
+    if world.restarted and has_config(out):
+        return _resume(out, {**named, **options, **tuning}, quiet, print_fn, progress, callbacks, checkpoint_every)
+    print_fn, quiet, progress = (print_fn, quiet, progress) if world.is_main else (_silent, True, False)
+    if settings.sync_bn and not (world.active and world.device(resolve_device(config.device)).type == "cuda"):
+        raise ConfigError("The --sync-bn option of cnnlab finetune needs several processes on CUDA (--nproc N "
+                          "with --device cuda): torch's SyncBatchNorm runs on GPUs only.")
     splits = load_data(config.data, image_size=config.image_size, seed=config.seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        train_fraction=config.train_fraction, channels=3)
@@ -115,42 +128,44 @@ def finetune(data: str | None = None, backbone: str | None = None, *, out: str |
     for _, _, frozen in planned:  # a bad until:LAYER fails here, before the run directory exists
         apply_freeze(model, entry.classifier, frozen)
     preprocess = Preprocess(entry.mean, entry.std)
+    config = settle_precision(config, model, preprocess, splits.train, world, print_fn)
     n_params = sum(p.numel() for p in model.parameters())
     # load_data resized the training images bilinearly; new images must be prepared the same way.
     run_config = RunConfig(model=None, backbone=entry.name, num_classes=len(splits.class_names),
                            class_names=list(splits.class_names), input_shape=list(splits.input_shape),
                            data=config.data, train=config, preprocess=preprocess.config(), n_params=n_params,
                            finetune=settings)
-    with Run.create(out, run_config, overwrite=overwrite, command=COMMAND, needed_bytes=16 * n_params) as run:
+    with start_run(world, out, run_config, overwrite=overwrite, command=COMMAND, needed_bytes=16 * n_params) as run:
         job = FinetuneJob(run, splits, config, settings, model, print_fn=print_fn, quiet=quiet, progress=progress,
-                          callbacks=callbacks)
-        return run_job(run, job, checkpoint_every=checkpoint_every, command=COMMAND, quiet=quiet, print_fn=print_fn)
+                          callbacks=callbacks, world=world)
+        return run_job(run, job, checkpoint_every=checkpoint_every, command=COMMAND, quiet=quiet, print_fn=print_fn,
+                       world=world)
 
 
 def _resume(path, options: dict, quiet: bool, print_fn, progress: bool, callbacks, checkpoint_every) -> TrainResult:
-    with Run.open(path, write=True, command=COMMAND) as run:
-        if not run.config.backbone:
-            raise ConfigError(f"The run {path} trained a model from scratch; continue it with 'cnnlab train "
-                              f"--resume {path}'.")
-        settings = run.config.finetune
-        stored = {"backbone": run.config.backbone, **dataclasses.asdict(settings)}
-
-        def extension(epochs: int) -> str | None:
-            if run.config.train.schedule != "time":
-                return f"its {run.config.train.schedule} schedule was planned over {run.config.train.epochs} epochs"
-            return None
-
-        config, done = open_for_resume(run, options, COMMAND, print_fn, quiet, stored, extension)
+    stored = Run.open(path).config
+    if not stored.backbone:
+        raise ConfigError(f"The run {path} trained a model from scratch; continue it with 'cnnlab train "
+                          f"--resume {path}'.")
+    world = worker_world(options.get("device", stored.train.device), path, COMMAND)
+    print_fn, quiet, progress = (print_fn, quiet, progress) if world.is_main else (_silent, True, False)
+    given_backbone = {"backbone": stored.backbone, **dataclasses.asdict(stored.finetune)}
+    run, config, state, done = reopen_run(world, path, options, COMMAND, print_fn, quiet, given_backbone)
+    with run:
         if done is not None:
             return done
-        state = resume_state(run, print_fn, quiet)
+        settings = run.config.finetune
         entry = get_backbone(run.config.backbone)
         torch.manual_seed(config.seed)
         model = entry.create(settings.weights, num_classes=run.config.num_classes)
         job = FinetuneJob(run, run.splits(), config, settings, model, print_fn=print_fn, quiet=quiet,
-                          progress=progress, callbacks=callbacks)
+                          progress=progress, callbacks=callbacks, world=world)
         return run_job(run, job, state=state, checkpoint_every=checkpoint_every, command=COMMAND, quiet=quiet,
-                       print_fn=print_fn)
+                       print_fn=print_fn, world=world)
+
+
+def _silent(line: str) -> None:
+    """Where the lines of ranks other than 0 go."""
 
 
 class FinetuneJob:
@@ -158,16 +173,22 @@ class FinetuneJob:
 
     def __init__(self, run: Run, splits, config: TrainConfig, settings: FinetuneOptions, model: nn.Module, *,
                  print_fn: Callable[[str], None] = print, quiet: bool = False, progress: bool = True,
-                 callbacks: Iterable = ()):
+                 callbacks: Iterable = (), world: World = World()):
         self.run, self.splits, self.config, self.settings, self.model = run, splits, config, settings, model
+        self.world = world
         self.entry = get_backbone(settings.backbone)
         self.phases = phases(settings, config.epochs)
         self.print_fn, self.quiet, self.progress = print_fn, quiet, progress
-        self.device = resolve_device(config.device)
+        self.device = world.device(resolve_device(config.device))
+        if settings.sync_bn:
+            import timm.layers  # here, not at the top: timm costs seconds to import, and only this needs it
+
+            # timm's converter also handles its fused BatchNormAct layers, which torch's does not know
+            self.model = model = timm.layers.convert_sync_batchnorm(model)
         self.preprocess = Preprocess(self.entry.mean, self.entry.std)
         self.features = FeatureCache(model, self.entry.classifier, self.preprocess, device=self.device,
                                      precision=config.precision, batch_size=max(config.batch_size, 64),
-                                     workers=config.workers)
+                                     workers=config.workers, world=world)
         augment = parse_augment(config.augment)
         self.augmenter = Augmenter(augment) if augment.geometric else None
         self.callbacks = [*callbacks, *standard_callbacks(config, run, model)]
@@ -180,7 +201,8 @@ class FinetuneJob:
         self._state: dict | None = None  # a checkpoint to apply when its phase's Trainer exists
 
     def describe(self) -> str:
-        return describe_run(f"Fine-tuning {self.entry.name}", self.splits, self.config, self.n_params, self.device)
+        return describe_run(f"Fine-tuning {self.entry.name}", self.splits, self.config, self.n_params, self.device,
+                            self.world)
 
     def _phase_of(self, epoch: int) -> int:
         return next((i for i, (start, end, _) in enumerate(self.phases) if start <= epoch < end),
@@ -217,7 +239,8 @@ class FinetuneJob:
                           self.preprocess, augmenter=None if self.cached else self.augmenter,
                           callbacks=[AddSeconds(self.epoch, spent), *self.callbacks, recorder], seed=self.config.seed,
                           workers=self.config.workers, print_fn=self.print_fn,
-                          progress=self.progress and not self.quiet, verbose=not self.quiet)
+                          progress=self.progress and not self.quiet, verbose=not self.quiet, world=self.world,
+                          compile=self.config.compile)
         trainer.epoch, trainer.history = start, self.history
         state, self._state = self._state, None
         if state is not None:
@@ -255,11 +278,12 @@ class FinetuneJob:
     def evaluate_test(self) -> dict:
         self.model.eval()
         if self.cached:
-            head = Trainer(self.model.get_submodule(self.entry.classifier), None, device=self.device, verbose=False)
+            head = Trainer(self.model.get_submodule(self.entry.classifier), None, device=self.device, verbose=False,
+                           world=self.world)
             result = head.evaluate(self.features.get("test", self.splits.test))
         else:
             tester = Trainer(self.model, None, device=self.device, precision=self.config.precision,
-                             preprocess=self.preprocess, workers=self.config.workers, verbose=False)
+                             preprocess=self.preprocess, workers=self.config.workers, verbose=False, world=self.world)
             result = tester.evaluate(self.splits.test, batch_size=max(self.config.batch_size, 64))
         return {**result, "images": len(self.splits.test)}
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager, nullcontext
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from cnnlab.data.datasets import ArrayDataset
-from cnnlab.models.backbones import set_submodule
 from cnnlab.device import autocast_dtype
+from cnnlab.loop.distributed import World
+from cnnlab.models.backbones import set_submodule
 
 
 @contextmanager
@@ -72,10 +74,17 @@ def _image_batches(data, batch_size: int, workers: int, pin_memory: bool):
 
 
 class FeatureCache:
-    """Features of each split, extracted on first use and kept; `seconds` is the time spent extracting."""
+    """Features of each split, extracted on first use and kept; `seconds` is the time spent extracting.
 
-    def __init__(self, model: nn.Module, classifier: str, preprocess: nn.Module, **options):
+    With several processes each extracts its own share of a split once, and
+    the shares are gathered, so that every process holds the whole split's
+    features in the split's order.
+    """
+
+    def __init__(self, model: nn.Module, classifier: str, preprocess: nn.Module, world: World = World(),
+                 **options):
         self.model, self.classifier, self.preprocess, self.options = model, classifier, preprocess, options
+        self.world = world
         self.features: dict[str, ArrayDataset] = {}
         self.seconds = 0.0
 
@@ -84,7 +93,11 @@ class FeatureCache:
             return None
         if name not in self.features:
             started = time.perf_counter()
-            self.features[name] = extract_features(self.model, self.classifier, data, self.preprocess,
-                                                   **self.options)
+            share = data.subset(self.world.shard(np.arange(len(data)))) if self.world.active else data
+            features = extract_features(self.model, self.classifier, share, self.preprocess, **self.options)
+            if self.world.active:
+                parts = self.world.gather(features.x)
+                features = ArrayDataset(torch.cat(parts), torch.as_tensor(data.targets), getattr(data, "index", None))
+            self.features[name] = features
             self.seconds += time.perf_counter() - started
         return self.features[name]

@@ -7,22 +7,21 @@ from typing import Callable
 
 from cnnlab.errors import ConfigError
 from cnnlab.run import Run, TrainConfig
-from cnnlab.loop.session import TrainResult
 
 # Options that change where and how fast a run trains, not what it computes.
-ENVIRONMENT = ("device", "workers")
+ENVIRONMENT = ("device", "workers", "compile")
 
 
 def open_for_resume(run: Run, options: dict, command: str, print_fn: Callable[[str], None], quiet: bool,
                     stored: dict | None = None,
-                    extension: Callable[[int], str | None] | None = None) -> tuple[TrainConfig, TrainResult | None]:
+                    extension: Callable[[int], str | None] | None = None) -> tuple[TrainConfig, bool]:
     """The training options to continue `run` with, after checking the options given with --resume.
 
     An option equal to the run's own is accepted; `device` and `workers`
     apply to this process only; `epochs` may grow when `extension(epochs)`
     (default: the time schedule's rule) has no objection, and is then saved in
-    config.json. Returns the options and, for a run that is already finished,
-    its result (nothing is trained again).
+    config.json. Returns the options and whether the run is finished already
+    (then nothing is to be trained).
     """
     config = run.config
     stored = {"data": config.data, "model": config.train.model, **dataclasses.asdict(config.train), **(stored or {})}
@@ -49,8 +48,8 @@ def open_for_resume(run: Run, options: dict, command: str, print_fn: Callable[[s
         if not quiet:
             print_fn(f"The run {run.path} is finished ({done} of {epochs} epochs); nothing to resume. Raise --epochs "
                      f"to train longer.")
-        return run.config.train, TrainResult(run.path, run.metrics(), run.history())
-    return dataclasses.replace(run.config.train, **environment), None
+        return run.config.train, True
+    return dataclasses.replace(run.config.train, **environment), False
 
 
 def _extend(run: Run, epochs: int, done: int, command: str, extension: Callable[[int], str | None]) -> None:

@@ -9,6 +9,7 @@ Ctrl-C, the final weights, the metrics and the closing line.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import time
@@ -20,8 +21,11 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from cnnlab.run import Run, TrainConfig
+from cnnlab.loop.distributed import World
+from cnnlab.loop.resume import open_for_resume
+from cnnlab.run import Run, RunConfig, TrainConfig
 from cnnlab.run.rundir import CHECKPOINT
+from cnnlab.device import resolve_device, resolve_precision
 from cnnlab.loop.callbacks import Callback, EarlyStopping, ReduceLROnPlateau, TensorBoard, tensorboard_available
 
 
@@ -105,8 +109,8 @@ def graceful_interrupt(job: Job):
 
 
 def run_job(run: Run, job: Job, *, state: dict | None = None, checkpoint_every: int | None = None,
-            command: str = "cnnlab train", quiet: bool = False,
-            print_fn: Callable[[str], None] = print) -> TrainResult:
+            command: str = "cnnlab train", quiet: bool = False, print_fn: Callable[[str], None] = print,
+            world: World = World()) -> TrainResult:
     """Train `job` (from `state` when resuming) and write everything DESIGN.md lists into `run`."""
     if state is not None:
         job.load_state_dict(state)
@@ -128,18 +132,71 @@ def run_job(run: Run, job: Job, *, state: dict | None = None, checkpoint_every: 
                "train_images_per_second": round(job.n_train * len(history) / max(seconds, 1e-9), 1),
                **job.extra_metrics()}
     run.finish(job.weights(), metrics)
+    world.barrier()
     print_fn(f"Test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) on {test['images']:,} images; "
              f"run written to {run.path}")
     return TrainResult(run.path, metrics, list(history))
 
 
-def describe_run(verb: str, splits, config: TrainConfig, n_params: int, device: torch.device) -> str:
+def settle_precision(config: TrainConfig, network: nn.Module, preprocess: nn.Module, train_data, world: World,
+                     print_fn: Callable[[str], None]) -> TrainConfig:
+    """`config` with `--precision auto` resolved by measuring `network` on a few training images (rank 0
+    measures, every rank takes its answer), saying so; and a word when an explicit bf16 is slow here."""
+    if config.precision not in ("auto", "bf16"):
+        return config
+    precision, line = config.precision, ""
+    if world.is_main:
+        device = world.device(resolve_device(config.device))
+        count = min(len(train_data), config.batch_size, 32)
+        images = torch.stack([train_data[i][0] for i in range(count)])
+        with torch.no_grad():
+            batch = preprocess.to(device)(images.to(device))
+        precision, line = resolve_precision(config.precision, network, batch, device)
+    if line:
+        print_fn(line)
+    return dataclasses.replace(config, precision=world.broadcast(precision))
+
+
+def start_run(world: World, out, config: RunConfig, **create) -> Run:
+    """A fresh run: rank 0 creates it (see `Run.create`), the other ranks follow it once it exists."""
+    run = Run.create(out, config, **create) if world.is_main else None
+    path = world.broadcast(None if run is None else str(run.path))
+    return run if run is not None else Run.follow(path)
+
+
+def reopen_run(world: World, path, options: dict, command: str, print_fn: Callable[[str], None], quiet: bool,
+               stored: dict | None = None) -> tuple[Run, TrainConfig, dict | None, TrainResult | None]:
+    """A run to resume: (run, options to train with, checkpoint or None, result when already finished).
+
+    Rank 0 checks the options, extends or starts the run over as needed;
+    the other ranks then follow the run as rank 0 left it.
+    """
+    run = config = state = None
+    finished = False
+    if world.is_main:
+        run = Run.open(path, write=True, command=command)
+        try:
+            config, finished = open_for_resume(run, options, command, print_fn, quiet, stored)
+            state = None if finished else resume_state(run, print_fn, quiet)
+        except BaseException:
+            run.close()
+            raise
+    config, finished = world.broadcast((config, finished))
+    if run is None:
+        run = Run.follow(path)
+        state = None if finished else run.checkpoint()
+    done = TrainResult(run.path, run.metrics(), run.history()) if finished else None
+    return run, config, state, done
+
+
+def describe_run(verb: str, splits, config: TrainConfig, n_params: int, device: torch.device,
+                 world: World = World()) -> str:
     """The opening line: what trains on what, the split sizes, the input, the parameters and where it runs."""
     c, h, w = splits.input_shape
     val = len(splits.val) if splits.val is not None else 0
+    where = f"{world.size} processes on {device.type}" if world.active else device.type
     return (f"{verb} on {config.data}: {len(splits.train):,} train / {val:,} val / {len(splits.test):,} test images, "
-            f"{len(splits.class_names)} classes, {h}x{w}x{c}, {n_params:,} parameters, {device.type}, "
-            f"{config.precision}")
+            f"{len(splits.class_names)} classes, {h}x{w}x{c}, {n_params:,} parameters, {where}, {config.precision}")
 
 
 def interrupted_message(run: Run, command: str) -> str:

@@ -24,6 +24,10 @@ from torch.utils.data import DataLoader
 from cnnlab.device import autocast_dtype, resolve_device
 from cnnlab.errors import TrainingError
 from cnnlab.loop.callbacks import CallbackList
+from cnnlab.loop.distributed import World
+
+
+COMPILE_OPTIONS: dict = {}  # torch.compile's keyword arguments for `compile=True` (tests pick a fast backend)
 
 
 class Trainer:
@@ -36,14 +40,19 @@ class Trainer:
         augmenter: ``augmenter(images, generator) -> images``, applied to training batches only.
         callbacks: `Callback` objects; one may set ``trainer.stop_training``.
         print_fn: where epoch lines go; progress: show a live bar on a terminal.
+        world: the processes training together (DistributedDataParallel when there are several); every
+            global batch is split over them and every reported number is summed over them.
+        compile: run training steps through torch.compile (evaluation runs the model as it is).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler=None, *,
                  device: str | torch.device = "cpu", precision: str = "fp32", label_smoothing: float = 0.0,
                  preprocess: nn.Module | None = None, augmenter: Callable | None = None,
                  callbacks: Iterable = (), seed: int = 0, workers: int = 0,
-                 print_fn: Callable[[str], None] = print, progress: bool = True, verbose: bool = True):
-        self.device = resolve_device(device)
+                 print_fn: Callable[[str], None] = print, progress: bool = True, verbose: bool = True,
+                 world: World = World(), compile: bool = False):
+        self.world = world
+        self.device = world.device(resolve_device(device))
         self.amp_dtype = autocast_dtype(precision, self.device)
         self.channels_last = self.device.type == "cuda"
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else
@@ -52,6 +61,11 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.label_smoothing = label_smoothing
         self.preprocess = (preprocess or nn.Identity()).to(self.device)
+        # what training batches go through: compiled with `compile`, in DDP's wrapper with several processes
+        self._forward = torch.compile(self.model, **COMPILE_OPTIONS) if compile else self.model
+        if world.active and optimizer is not None and any(p.requires_grad for p in self.model.parameters()):
+            self._forward = nn.parallel.DistributedDataParallel(
+                self._forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.augmenter = augmenter
         self.callbacks = CallbackList(callbacks, self)
         self.seed, self.workers = seed, workers
@@ -63,7 +77,7 @@ class Trainer:
         self.interrupted = False  # set (e.g. by a SIGINT handler) to stop cleanly after the current batch
         self._partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self._generator = None
-        self._bar_note = ""
+        self._loaders: dict[int, tuple] = {}
 
     # ----------------------------------------------------------------- the loop
     def fit(self, train, val=None, epochs: int = 10, batch_size: int = 100, shuffle: bool = True, *,
@@ -98,24 +112,34 @@ class Trainer:
     def _train_epoch(self, data, epoch: int, total: int, batch_size: int, shuffle: bool,
                      note: str) -> tuple[float, float]:
         self.model.train()
+        world = self.world
         if self.batch == 0:
-            torch.manual_seed(self.seed * 1_000_003 + epoch)  # dropout draws from the global generator
+            # dropout draws from the global generator, each process from its own stream
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * world.size + world.rank)
             self._generator = None
             if self.augmenter is not None:
                 self._generator = torch.Generator(device=self.device).manual_seed(self.seed * 7919 + epoch)
         n = len(data)
         order = np.random.default_rng(self.seed + epoch).permutation(n) if shuffle else np.arange(n)
-        chunks = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-        bar = self._bar(len(chunks), f"Epoch {epoch + 1}/{total}", self.batch)
+        chunks = [order[i:i + batch_size] for i in range(0, n, batch_size)][self.batch:]
+        # A process whose share of a short last batch is empty still takes part (DDP needs every process in
+        # every step): it runs one sample with weight 0.
+        shares = [world.shard(chunk) for chunk in chunks]
+        rows = [np.array_split(np.arange(len(c)), world.size)[world.rank] for c in chunks]
+        bar = self._bar(self.batch + len(chunks), f"Epoch {epoch + 1}/{total}", self.batch)
         partial = self._partial
         started = time.perf_counter() - partial["seconds"]
-        for batch, (x, y) in enumerate(self._batches(data, chunks[self.batch:]), start=self.batch):
+        batches = self._batches(data, [share if len(share) else chunk[:1] for share, chunk in zip(shares, chunks)])
+        for batch, (chunk, share, row, (x, y)) in enumerate(zip(chunks, shares, rows, batches), start=self.batch):
             if self._generator is not None:
-                x = self.augmenter(x, self._generator)
-            loss, batch_correct = self._step(x, y, epoch, batch)
-            partial["loss_sum"] += loss.item() * len(y)
+                x = self.augmenter(x, self._generator, slice(row[0], row[-1] + 1) if len(row) else slice(0, 1),
+                                   len(chunk)) if world.active else self.augmenter(x, self._generator)
+            loss_sum, batch_correct = self._step(x, y, epoch, batch, len(chunk), weight=float(len(share) > 0))
+            loss_sum, batch_correct, seen, stop = world.sum([loss_sum, batch_correct, len(share),
+                                                              float(self.interrupted)], self.device)
+            partial["loss_sum"] += loss_sum
             partial["correct"] += int(batch_correct)
-            partial["seen"] += len(y)
+            partial["seen"] += int(seen)
             partial["seconds"] = time.perf_counter() - started
             self.batch = batch + 1
             if bar is not None:
@@ -123,8 +147,8 @@ class Trainer:
                 bar.set_postfix_str(f"loss {partial['loss_sum'] / partial['seen']:.4f}  accuracy "
                                     f"{partial['correct'] / partial['seen']:.4f}  {rate:,.0f} img/s", refresh=False)
                 bar.update(1)
-            self.callbacks.on_batch_end(batch, {"loss": loss})
-            if self.interrupted:
+            self.callbacks.on_batch_end(batch, {"loss": loss_sum / max(seen, 1)})
+            if stop:  # every process stops after the same batch, so their collectives stay in step
                 if bar is not None:
                     bar.close()
                 self.callbacks.on_interrupt(epoch, batch)
@@ -134,15 +158,24 @@ class Trainer:
         seen = max(partial["seen"], 1)
         return partial["loss_sum"] / seen, partial["correct"] / seen
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int, global_size: int,
+              weight: float = 1.0) -> tuple[float, int]:
+        """One update; returns this process's summed loss and correct count over its share of the batch."""
         with self._autocast():
-            logits = self.model(self.preprocess(x))
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
-        if not torch.isfinite(loss):
+            logits = self._forward(self.preprocess(x))
+            if self.world.active:
+                # summed over this share and scaled, so that DDP's mean over processes is the global mean
+                losses = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing, reduction="none")
+                summed = losses.sum() * weight
+                loss = summed * (self.world.size / global_size)
+            else:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+                summed = loss * len(y)
+        if not torch.isfinite(summed):
             lr = self.optimizer.param_groups[0]["lr"]
-            raise TrainingError(f"The loss became {loss.item()} in epoch {epoch + 1}, batch {batch + 1}, at learning "
-                                f"rate {lr:.3g}; training stopped before the weights broke. Try a lower --lr "
-                                f"(e.g. {lr / 10:.3g}).")
+            raise TrainingError(f"The loss became {summed.item()} in epoch {epoch + 1}, batch {batch + 1}, at "
+                                f"learning rate {lr:.3g}; training stopped before the weights broke. Try a lower "
+                                f"--lr (e.g. {lr / 10:.3g}).")
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -153,7 +186,8 @@ class Trainer:
             self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return loss.detach(), (logits.argmax(dim=1) == y).sum()
+        correct = int((logits.argmax(dim=1) == y).sum()) if weight else 0
+        return float(summed.detach()), correct
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self, data, batch_size: int = 500) -> dict:
@@ -163,10 +197,12 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, data, batch_size: int) -> tuple[float, float]:
+        """Mean loss and accuracy over `data`; with several processes each takes its share and the sums meet."""
         loss_sum, correct = 0.0, 0
-        for logits, y in self._logits(data, batch_size):
+        for logits, y in self._logits(data, batch_size, self.world.shard(np.arange(len(data)))):
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(dim=1) == y).sum().item()
+        loss_sum, correct = self.world.sum([loss_sum, correct], self.device)
         return loss_sum / max(len(data), 1), correct / max(len(data), 1)
 
     @torch.no_grad()
@@ -176,11 +212,11 @@ class Trainer:
             data = _TensorData(data, torch.zeros(len(data), dtype=torch.long))
         return torch.cat([logits.softmax(dim=1).cpu() for logits, _ in self._logits(data, batch_size)])
 
-    def _logits(self, data, batch_size: int):
+    def _logits(self, data, batch_size: int, order: np.ndarray | None = None):
         was_training = self.model.training
         self.model.eval()
         try:
-            order = np.arange(len(data))
+            order = np.arange(len(data)) if order is None else order
             for x, y in self._batches(data, [order[i:i + batch_size] for i in range(0, len(order), batch_size)]):
                 with self._autocast():
                     yield self.model(self.preprocess(x)).float(), y
@@ -197,10 +233,21 @@ class Trainer:
             return
         if not chunks:
             return
-        loader = DataLoader(data, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        loader, sampler = self._loader(data)
+        sampler.chunks = [c.tolist() for c in chunks]
         for x, y in loader:
             yield self._to_device(x, torch.as_tensor(y))
+
+    def _loader(self, data) -> tuple[DataLoader, "_Chunks"]:
+        """One DataLoader per data set for the Trainer's life, so that worker processes persist across epochs
+        (starting them costs seconds); each pass only sets the index lists it draws."""
+        key = id(data)
+        if key not in self._loaders:
+            sampler = _Chunks()
+            self._loaders[key] = (DataLoader(data, batch_sampler=sampler, num_workers=self.workers,
+                                             pin_memory=self.device.type == "cuda",
+                                             persistent_workers=self.workers > 0), sampler)
+        return self._loaders[key]
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         non_blocking = self.device.type == "cuda"
@@ -246,6 +293,7 @@ class Trainer:
             "history": list(self.history),
             "callbacks": self.callbacks.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "torch_rng_ranks": self.world.gather(torch.get_rng_state()) if self.world.active else None,
             "augment_rng": self._generator.get_state() if self._generator is not None and self.batch else None,
         }
 
@@ -261,10 +309,24 @@ class Trainer:
         self._partial = dict(state.get("partial") or {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0})
         self.history = list(state["history"])
         self.callbacks.load_state_dict(state.get("callbacks", {}))
-        torch.set_rng_state(state["torch_rng"])
+        ranks = state.get("torch_rng_ranks")
+        torch.set_rng_state(ranks[self.world.rank] if ranks and len(ranks) == self.world.size else state["torch_rng"])
         if state.get("augment_rng") is not None and self.augmenter is not None:
             self._generator = torch.Generator(device=self.device)
             self._generator.set_state(state["augment_rng"])
+
+
+class _Chunks:
+    """A batch sampler whose batches (lists of indices) the Trainer sets before each pass."""
+
+    def __init__(self):
+        self.chunks: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
 
 
 class _TensorData:

@@ -54,7 +54,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaler, CUDA only)
     patience: int | None = None  # early stopping after this many epochs without a better val_loss
     reduce_lr_patience: int | None = None  # halve the learning rate after this many epochs without progress
-    workers: int = 0  # DataLoader worker processes for file-backed data
+    workers: int = 0  # DataLoader worker processes for file-backed data (kept alive across epochs)
+    compile: bool = False  # torch.compile the model for training steps (the same results to float rounding)
 
     @property
     def base_lr(self) -> float:

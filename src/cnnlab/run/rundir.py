@@ -46,8 +46,9 @@ class Run:
     """A run directory. `create` starts one and `open(write=True)` continues one, both holding its lock;
     `open()` alone reads. Use it as a context manager so the lock is released."""
 
-    def __init__(self, path: Path, config: RunConfig, lock: RunLock | None = None):
+    def __init__(self, path: Path, config: RunConfig, lock: RunLock | None = None, follower: bool = False):
         self.path, self.config, self._lock = Path(path), config, lock
+        self.follower = follower  # a training process other than rank 0: it writes nothing
 
     # ------------------------------------------------------------ opening
     @classmethod
@@ -59,7 +60,7 @@ class Run:
         temporaries (with `overwrite`, an old run there is removed first), and
         one without `needed_bytes` of free space.
         """
-        path = _default_out(config) if out is None else Path(out)
+        path = default_out(config.data, config.train.model) if out is None else Path(out)
         make_directory(path)
         lock = RunLock(path, command).acquire()
         try:
@@ -99,6 +100,13 @@ class Run:
                 lock.release()
             raise
         return cls(path, config, lock)
+
+    @classmethod
+    def follow(cls, path: str | os.PathLike) -> "Run":
+        """The run that rank 0 of a multi-process training owns, for another rank: writing does nothing."""
+        run = cls.open(path)
+        run.follower = True
+        return run
 
     def close(self) -> None:
         if self._lock is not None:
@@ -192,12 +200,17 @@ class Run:
         return data if isinstance(data, dict) else {}
 
     # ------------------------------------------------------------ writing (the lock is held)
-    def _writable(self) -> None:
+    def _writable(self) -> bool:
+        """False on a follower (its writes are rank 0's to make); RunDirError on a run opened for reading."""
+        if self.follower:
+            return False
         if self._lock is None or not self._lock.held:
             raise RunDirError(f"The run {self.path} was opened for reading; open it with write=True to change it.")
+        return True
 
     def _write_config(self, preprocess: Preprocess | None) -> None:
-        self._writable()
+        if not self._writable():
+            return
         zca = getattr(preprocess, "zca", None)
         if zca is not None:
             save_weights(self.path / ZCA, {"zca": zca, "zca_mean": preprocess.zca_mean})
@@ -205,19 +218,22 @@ class Run:
 
     def rewrite_config(self, config: RunConfig) -> None:
         """Replace config.json (only `--resume --epochs N` does: the run's planned length grows)."""
-        self._writable()
+        if not self._writable():
+            return
         self.config = config
         write_text(self.path / CONFIG, config.to_json())
 
     def unfinish(self) -> None:
         """Remove the final weights and metrics of a run that will train further, so no reader takes it as done."""
-        self._writable()
+        if not self._writable():
+            return
         for name in (METRICS, WEIGHTS):
             (self.path / name).unlink(missing_ok=True)
 
     def start_over(self) -> None:
         """Remove everything but config.json (and its ZCA matrix): a run killed before its first checkpoint."""
-        self._writable()
+        if not self._writable():
+            return
         for name in (HISTORY, METRICS, WEIGHTS, "checkpoint", "tensorboard"):
             target = self.path / name
             if target.is_dir():
@@ -227,7 +243,8 @@ class Run:
 
     def record_epoch(self, history: list[dict], state: dict, weights: dict[str, torch.Tensor]) -> None:
         """After an epoch: history.csv, the best weights when validation loss improved, then the state."""
-        self._writable()
+        if not self._writable():
+            return
         write_text(self.path / HISTORY, history_csv(history))
         losses = [row.get("val_loss") for row in history]
         if losses and _improved(losses):
@@ -236,12 +253,14 @@ class Run:
 
     def save_state(self, state: dict) -> None:
         """The resumable state, written last so that it never runs ahead of the files beside it."""
-        self._writable()
+        if not self._writable():
+            return
         atomic_write(self.path / CHECKPOINT, lambda p: torch.save(state, p))
 
     def finish(self, weights: dict[str, torch.Tensor], metrics: dict) -> None:
         """The final weights, then metrics.json (whose presence marks the run finished)."""
-        self._writable()
+        if not self._writable():
+            return
         save_weights(self.path / WEIGHTS, weights)
         write_json(self.path / METRICS, metrics)
 
@@ -254,8 +273,9 @@ def _improved(losses: list) -> bool:
     return all(v is None or not math.isfinite(v) or last < v for v in losses[:-1])
 
 
-def _default_out(config: RunConfig) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9_.]+", "-", f"{config.data}-{config.train.model}").strip("-")[:60]
+def default_out(data: str, model: str) -> Path:
+    """``runs/<data>-<model>``, numbered ``-2``, ``-3`` ... past the ones that exist."""
+    stem = re.sub(r"[^A-Za-z0-9_.]+", "-", f"{data}-{model}").strip("-")[:60]
     path, n = Path("runs") / stem, 1
     while path.exists():
         n += 1

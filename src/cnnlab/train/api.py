@@ -17,9 +17,12 @@ from cnnlab.finetune.api import finetune
 from cnnlab.models import create_model, summary
 from cnnlab.run import Run, RunConfig, TrainConfig, load_model
 from cnnlab.loop.optim import build_optimizer, build_scheduler
-from cnnlab.loop.resume import open_for_resume, report_skipped
+from cnnlab.loop.distributed import World
+from cnnlab.loop.launch import has_config, launch_workers, worker_world
+from cnnlab.loop.resume import report_skipped
 from cnnlab.train.scratch_run import ScratchJob, check_supported
-from cnnlab.loop.session import TrainResult, describe_run, resume_state, run_job, standard_callbacks
+from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, run_job, settle_precision,
+                                 standard_callbacks, start_run)
 from cnnlab.loop.trainer import Trainer
 
 COMMAND = "cnnlab train"
@@ -29,7 +32,7 @@ CHECKPOINT_BYTES_PER_PARAMETER = 16  # fp32 weights, best weights and two optimi
 def train(data: str | None = None, model: str | None = None, *, out: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, overwrite: bool = False, quiet: bool = False,
           print_fn: Callable[[str], None] = print, progress: bool = True, callbacks: Iterable = (),
-          checkpoint_every: int | None = None, **options) -> TrainResult:
+          checkpoint_every: int | None = None, nproc: int = 1, max_restarts: int = 0, **options) -> TrainResult:
     """Train `model` (a registered name or spec string) on `data` and write a run directory.
 
     `options` are `TrainConfig` fields (epochs, lr, augment, ...). With
@@ -38,9 +41,15 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     train longer, with the time schedule), `device` and `workers`.
     `callbacks` are extra Keras-style callbacks for the Trainer;
     `checkpoint_every` saves the resumable state every that many batches too.
+    `nproc` > 1 trains in that many processes (torch.distributed, through its
+    elastic launcher) and `max_restarts` restarts them from the last
+    checkpoint when one dies; under ``torchrun`` each worker calls this as is.
     """
+    named = {k: v for k, v in (("data", data), ("model", model)) if v is not None}
+    if nproc > 1 or max_restarts:
+        return launch_workers(COMMAND, named, options, out=out, resume=resume, checkpoint_every=checkpoint_every,
+                              nproc=nproc, max_restarts=max_restarts, callbacks=callbacks, quiet=quiet)
     if resume is not None:
-        named = {k: v for k, v in (("data", data), ("model", model)) if v is not None}
         return resume_run(resume, quiet=quiet, print_fn=print_fn, progress=progress, callbacks=callbacks,
                           checkpoint_every=checkpoint_every, command=COMMAND, **named, **options)
     if not data or not model:
@@ -48,6 +57,11 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     config = TrainConfig(data=data, model=model, **options).validate(COMMAND)
     config.check_together(set(options), COMMAND)
     _check_before_loading(config)
+    world = worker_world(config.device, out, COMMAND)
+    if world.restarted and has_config(out):
+        return resume_run(out, quiet=quiet, print_fn=print_fn, progress=progress, callbacks=callbacks,
+                          checkpoint_every=checkpoint_every, command=COMMAND, **named, **options)
+    print_fn, quiet, progress = (print_fn, quiet, progress) if world.is_main else (_silent, True, False)
     splits = load_data(config.data, image_size=config.image_size, seed=config.seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        train_fraction=config.train_fraction)
@@ -55,40 +69,46 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     torch.manual_seed(config.seed)
     network = create_model(config.model, len(splits.class_names), splits.input_shape)
     preprocess = make_preprocess(parse_augment(config.augment), splits.train)
+    config = settle_precision(config, network, preprocess, splits.train, world, print_fn)
     n_params = sum(p.numel() for p in network.parameters())
     run_config = RunConfig(model=config.model, backbone=None, num_classes=len(splits.class_names),
                            class_names=list(splits.class_names), input_shape=list(splits.input_shape),
                            data=config.data, train=config, engine=config.engine,
                            model_spec=_spec_string(config.model, len(splits.class_names)),
                            preprocess=preprocess.config(), n_params=n_params)
-    with Run.create(out, run_config, preprocess=preprocess, overwrite=overwrite, command=COMMAND,
-                    needed_bytes=n_params * CHECKPOINT_BYTES_PER_PARAMETER) as run:
+    with start_run(world, out, run_config, preprocess=preprocess, overwrite=overwrite, command=COMMAND,
+                   needed_bytes=n_params * CHECKPOINT_BYTES_PER_PARAMETER) as run:
         job = make_job(run, splits, config, network, preprocess, print_fn=print_fn, quiet=quiet,
-                       progress=progress, callbacks=callbacks)
+                       progress=progress, callbacks=callbacks, world=world)
         return run_job(run, job, checkpoint_every=checkpoint_every, command=COMMAND, quiet=quiet,
-                       print_fn=print_fn)
+                       print_fn=print_fn, world=world)
 
 
 def resume_run(path: str | os.PathLike, *, quiet: bool = False, print_fn: Callable[[str], None] = print,
                progress: bool = True, callbacks: Iterable = (), checkpoint_every: int | None = None,
                command: str = COMMAND, **options) -> TrainResult:
     """Finish the run at `path` as it was started (see `train`); a fine-tuning run continues as one."""
-    with Run.open(path, write=True, command=command) as run:
-        if run.config.backbone:
-            run.close()
-            return finetune(resume=path, quiet=quiet, print_fn=print_fn, progress=progress, callbacks=callbacks,
-                            checkpoint_every=checkpoint_every, **options)
-        config, done = open_for_resume(run, options, command, print_fn, quiet)
+    stored = Run.open(path).config
+    if stored.backbone:
+        return finetune(resume=path, quiet=quiet, print_fn=print_fn, progress=progress, callbacks=callbacks,
+                        checkpoint_every=checkpoint_every, **options)
+    world = worker_world(options.get("device", stored.train.device), path, command)
+    print_fn, quiet, progress = (print_fn, quiet, progress) if world.is_main else (_silent, True, False)
+    run, config, state, done = reopen_run(world, path, options, command, print_fn, quiet)
+    with run:
         if done is not None:
             return done
-        state = resume_state(run, print_fn, quiet)
         splits = run.splits()
         torch.manual_seed(config.seed)
         network = run.build_model()
         job = make_job(run, splits, config, network, run.preprocess(), print_fn=print_fn, quiet=quiet,
-                       progress=progress, callbacks=callbacks)
+                       progress=progress, callbacks=callbacks, world=world)
         return run_job(run, job, state=state, checkpoint_every=checkpoint_every, command=command, quiet=quiet,
-                       print_fn=print_fn)
+                       print_fn=print_fn, world=world)
+
+
+def _silent(line: str) -> None:
+    """Where the lines of ranks other than 0 go."""
 
 
 def _check_before_loading(config: TrainConfig) -> None:
@@ -99,11 +119,14 @@ def _check_before_loading(config: TrainConfig) -> None:
         check_supported(config)
 
 
-def make_job(run: Run, splits, config: TrainConfig, network: nn.Module, preprocess, **options):
+def make_job(run: Run, splits, config: TrainConfig, network: nn.Module, preprocess, *, world: World = World(),
+             **options):
     """The engine's job for `config.engine`: the torch Trainer or the NumPy engine."""
     if config.engine == "numpy":
+        if world.active:
+            raise ConfigError("The NumPy engine trains in one process; leave out --nproc, or use --engine torch.")
         return ScratchJob(run, splits, config, network, **options)
-    return TorchJob(run, splits, config, network, preprocess, **options)
+    return TorchJob(run, splits, config, network, preprocess, world=world, **options)
 
 
 class TorchJob:
@@ -111,7 +134,7 @@ class TorchJob:
 
     def __init__(self, run: Run, splits, config: TrainConfig, network: nn.Module, preprocess, *,
                  print_fn: Callable[[str], None] = print, quiet: bool = False, progress: bool = True,
-                 callbacks: Iterable = ()):
+                 callbacks: Iterable = (), world: World = World()):
         self.run, self.splits, self.config = run, splits, config
         self.n_params = sum(p.numel() for p in network.parameters())
         self.n_train = len(splits.train)
@@ -123,7 +146,7 @@ class TorchJob:
                                augmenter=Augmenter(augment) if augment.geometric else None,
                                callbacks=[*callbacks, *standard_callbacks(config, run)], seed=config.seed,
                                workers=config.workers, print_fn=print_fn, progress=progress and not quiet,
-                               verbose=not quiet)
+                               verbose=not quiet, world=world, compile=config.compile)
 
     @property
     def history(self) -> list[dict]:
@@ -131,7 +154,7 @@ class TorchJob:
 
     def describe(self) -> str:
         return describe_run(f"Training {self.config.model}", self.splits, self.config, self.n_params,
-                            self.trainer.device)
+                            self.trainer.device, self.trainer.world)
 
     def fit(self, recorder) -> None:
         self.trainer.callbacks.add(recorder)

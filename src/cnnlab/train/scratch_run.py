@@ -29,7 +29,7 @@ def check_supported(config: TrainConfig) -> None:
                    (config.schedule != "time", f"--schedule {config.schedule}"),
                    (bool(config.augment), "--augment"), (config.precision != "fp32", f"--precision {config.precision}"),
                    (config.weight_decay > 0, "--weight-decay"), (config.label_smoothing > 0, "--label-smoothing"),
-                   (config.reduce_lr_patience is not None, "--reduce-lr-patience")]
+                   (config.reduce_lr_patience is not None, "--reduce-lr-patience"), (config.compile, "--compile")]
     for bad, option in unsupported:
         if bad:
             raise ConfigError(f"The NumPy engine does not support {option}; it trains with SGD (momentum, Nesterov, "
