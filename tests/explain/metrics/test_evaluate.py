@@ -111,6 +111,16 @@ def test_the_table_is_written_as_csv_json_and_curves(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_single_metrics_of_a_group_can_be_asked_for_and_regions_must_match_the_images():
+    model = RegionModel(corner(), 4.0)
+    images = torch.rand(2, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(3))
+    table = evaluate(model, images, region_methods(), target=0, metrics="road-lerf,increase", road_percentages=(50,))
+    assert table.metrics == ["road-lerf", "increase"]
+    assert all(np.isfinite(table.scores[m][metric]).all() for m in table.methods for metric in table.metrics)
+    with pytest.raises(ConfigError, match="one region"):
+        evaluate(model, images, region_methods(), metrics="pointing", regions=[None])
+
+
 @pytest.mark.parametrize("change,message", [
     ({"metrics": "delition"}, "Unknown metric 'delition'. Similar: 'deletion'"),
     ({"metrics": "pointing"}, "The pointing game needs the objects' regions"),

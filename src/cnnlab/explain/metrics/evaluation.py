@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.errors import ConfigError, invalid
 from cnnlab.explain.base import Target, as_batch, upsample
 from cnnlab.explain.metrics.confidence import confidence_change
 from cnnlab.explain.metrics.causal import deletion, insertion
@@ -38,9 +39,12 @@ def evaluate(model: nn.Module, images: torch.Tensor, methods: str | Sequence[str
     settings = replace(settings or Settings(), **changes)
     chosen = metric_names(metrics, regions is not None)
     settings.check(chosen)
-    methods = [m if isinstance(m, Method) else get_method(m)
+    methods = [m if isinstance(m, Method) else get_method(str(m).strip())
                for m in (methods.split(",") if isinstance(methods, str) else methods)]
     x = as_batch(images, model)
+    if regions is not None and len(regions) != len(x):
+        raise ConfigError(invalid("'regions'", "the evaluation", f"one region (or None) per image, {len(x)}",
+                                  len(regions)))
     targets = predicted_targets(model, x, target)
     table = Faithfulness([m.name for m in methods], chosen, settings,
                          list(names) if names is not None else [f"image {i}" for i in range(len(x))],
@@ -58,11 +62,11 @@ def evaluate(model: nn.Module, images: torch.Tensor, methods: str | Sequence[str
             curves["insertion"] = insertion(model, x, maps, steps=settings.steps, fill=settings.insertion_fill,
                                             **common)
             scores["insertion"] = curves["insertion"].area
-        if "road-morf" in chosen:
+        if "road-morf" in chosen or "road-lerf" in chosen:
             result = road(model, x, maps, percentages=settings.road_percentages, noise=settings.road_noise, **common)
             curves["road-morf"], curves["road-lerf"] = result.most_relevant_first, result.least_relevant_first
             scores["road-morf"], scores["road-lerf"] = curves["road-morf"].mean, curves["road-lerf"].mean
-        if "average-drop" in chosen:
+        if "average-drop" in chosen or "increase" in chosen:
             change = confidence_change(model, x, maps, targets)
             scores["average-drop"], scores["increase"] = change.drop, change.increase
         if "randomisation" in chosen:

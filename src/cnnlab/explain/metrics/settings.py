@@ -143,7 +143,7 @@ OPTIONS = {
 
 def metric_names(metrics: str | Sequence[str] | None, regions: bool) -> list[str]:
     """The metrics to compute, in table order, from ``all`` or group names; the pointing game needs regions."""
-    if metrics is None or metrics is True:
+    if metrics is None:
         metrics = "all"
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if str(m).strip()]
     chosen: set[str] = set()
