@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e .
 	touch $@
 
+# Quantus (a reference for the faithfulness metrics) asks for opencv-python, which would sit beside the
+# opencv-python-headless that grad-cam brings and fight over cv2: install it without its dependencies,
+# all of which the dev extra already has.
 $(VENV)/.dev: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-deps 'quantus>=0.6'
 	touch $@
 
 demo: $(VENV)/.installed

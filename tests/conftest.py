@@ -1,15 +1,48 @@
-"""Fixtures that make tiny data sets in tmp_path: IDX files, a class folder, a Flowers-102 layout."""
+"""Fixtures that make tiny data sets in tmp_path (IDX files, a class folder, a Flowers-102 layout), and golden files."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite the files in tests/golden/ from what the code gives now, instead of comparing")
+
+
+@pytest.fixture
+def golden(request):
+    """`golden(name, values, atol, rtol)`: compare `values` with tests/golden/NAME.json (rewritten by --update-golden)."""
+    update = request.config.getoption("--update-golden")
+
+    def check(name: str, values, atol: float, rtol: float = 0.0) -> None:
+        path = GOLDEN / f"{name}.json"
+        array = np.asarray(torch.as_tensor(values).detach().cpu(), dtype=np.float64)
+        if update:
+            GOLDEN.mkdir(exist_ok=True)
+            path.write_text(json.dumps({"shape": list(array.shape), "values": [float(f"{v:.8g}") for v in array.flat]})
+                            + "\n")
+            return
+        if not path.is_file():
+            pytest.fail(f"No golden file {path}; create it with pytest --update-golden and commit it.")
+        stored = json.loads(path.read_text())
+        expected = np.asarray(stored["values"], dtype=np.float64).reshape(stored["shape"])
+        np.testing.assert_allclose(array, expected, rtol=rtol, atol=atol,
+                                   err_msg=f"{name} drifted from {path}; if the change is intended, rerun "
+                                           f"with --update-golden and commit the new file")
+
+    return check
 
 
 @pytest.fixture(scope="session", autouse=True)

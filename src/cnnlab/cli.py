@@ -15,6 +15,8 @@ import sys
 
 from cnnlab import __version__
 from cnnlab.errors import CnnlabError, similar
+from cnnlab.explain.metrics.settings import add_arguments as add_evaluate_arguments
+from cnnlab.explain.metrics.settings import settings_from as evaluate_settings
 from cnnlab.run.config import DEFAULT_LR, TrainConfig
 
 TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -301,6 +303,7 @@ def _add_explain_commands(command) -> None:
     p.add_argument("--fill", type=float, default=0.5, help="occlusion patch value in [0, 1] image units "
                    "(default: 0.5)")
     _add_device(p)
+    add_evaluate_arguments(p)
     p.set_defaults(handler=_explain)
 
     p = command("visualize", "first-layer filters, feature maps, activation maximisation")
@@ -325,7 +328,8 @@ def _explain(args) -> None:
     from cnnlab.explain.api import explain_files
 
     explain_files(args.model, args.images, methods=args.method, target=args.target, layer=args.layer, out=args.out,
-                  batch=args.batch, patch=args.patch, stride=args.stride, fill=args.fill, device=args.device)
+                  batch=args.batch, patch=args.patch, stride=args.stride, fill=args.fill, device=args.device,
+                  evaluate=args.evaluate, regions=args.regions, evaluate_settings=evaluate_settings(args))
 
 
 def _visualize(args) -> None:

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from cnnlab.errors import ModelError, SpecError, similar, unknown
+from cnnlab.memory import FLOAT32_BYTES, beyond_memory
 
 NAMED_SPECS = {
     "seed-cnn": "conv(4,5)-tanh-conv(8,3)-tanh-maxpool(2)-conv(16,3)-tanh-maxpool(2)"
@@ -115,6 +116,39 @@ def output_shapes(layers: list[Layer], input_shape: tuple[int, int, int], model:
     return shapes
 
 
+def parameter_count(layers: list[Layer], input_shape: tuple[int, int, int]) -> int:
+    """The number of weights and biases of the network, counted from the spec without building it."""
+    count, shape = 0, tuple(input_shape)
+    for layer, out_shape in zip(layers, output_shapes(layers, input_shape)):
+        if layer.kind == "conv":
+            count += layer.args["filters"] * (shape[0] * layer.args["kernel"] ** 2 + 1)
+        elif layer.kind == "dense":
+            count += layer.args["units"] * (shape[0] + 1)
+        shape = out_shape
+    return count
+
+
+def check_fits(layers: list[Layer], input_shape: tuple[int, int, int], model: str = "model") -> None:
+    """Raise ModelError, naming the size, when the parameters and one image's activations exceed the memory.
+
+    Checked before anything is allocated, so `dense(1000000000000)` is a message, not a failed allocation.
+    """
+    shapes = output_shapes(layers, input_shape, model)
+    parameters = parameter_count(layers, input_shape)
+    activations = sum(_product(shape) for shape in shapes)
+    reason = beyond_memory((parameters + activations) * FLOAT32_BYTES)
+    if reason:
+        raise ModelError(f"The model {model} has {parameters:,} parameters and {activations:,} activation values "
+                         f"per image; as float32 it {reason}. Use fewer filters or units.")
+
+
+def _product(shape: tuple) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
+
+
 def _next_shape(layer: Layer, shape: tuple, input_shape: tuple, model: str) -> tuple:
     a = layer.args
     size_text = "x".join(str(s) for s in input_shape[1:])
@@ -135,10 +169,7 @@ def _next_shape(layer: Layer, shape: tuple, input_shape: tuple, model: str) -> t
             )
         return (a["filters"] if layer.kind == "conv" else c, h_out, w_out)
     if layer.kind == "flatten":
-        total = 1
-        for s in shape:
-            total *= s
-        return (total,)
+        return (_product(shape),)
     if layer.kind == "dense":
         if len(shape) != 1:
             raise ModelError(f"The layer {layer.name} of {model} needs a flat input; put 'flatten' before it.")

@@ -88,6 +88,15 @@ def test_flips_equal_torch_flip():
                                rtol=0)
 
 
+@pytest.mark.parametrize("option, mirror", [("hflip", [-1]), ("vflip", [-2])])
+def test_the_flip_option_mirrors_along_its_own_axis_only(option, mirror):
+    x = torch.rand(64, 2, 5, 7, generator=torch.Generator().manual_seed(1))
+    out = Augmenter(parse_augment(option))(x, torch.Generator().manual_seed(0))
+    flipped = torch.tensor([torch.allclose(o, i.flip(mirror), atol=1e-6) for o, i in zip(out, x)])
+    kept = torch.tensor([torch.allclose(o, i, atol=1e-6) for o, i in zip(out, x)])
+    assert bool((flipped | kept).all()) and 16 < int(flipped.sum()) < 48  # each image mirrored with probability 1/2
+
+
 def scipy_reference(image: np.ndarray, angle, shift, zoom, flip, mode: str) -> np.ndarray:
     """The same transform by scipy.ndimage.affine_transform, in (row, col) pixel coordinates, bilinear."""
     a = math.radians(angle)

@@ -32,7 +32,7 @@ def test_featurewise_center_and_std_use_training_statistics_only(digits):
 def test_samplewise_center_and_std_normalise_each_image(digits):
     out = make_preprocess(parse_augment("samplewise-center,samplewise-std"), digits.train)(digits.test.x)
     torch.testing.assert_close(out.mean(dim=(1, 2, 3)), torch.zeros(len(out)), atol=1e-5, rtol=0)
-    torch.testing.assert_close(out.std(dim=(1, 2, 3)), torch.ones(len(out)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out.std(dim=(1, 2, 3), correction=0), torch.ones(len(out)), atol=1e-4, rtol=0)
 
 
 def test_zca_whitened_training_data_has_identity_covariance():

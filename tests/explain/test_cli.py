@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cnnlab.cli import main
@@ -38,11 +39,22 @@ def test_explain_writes_maps_at_each_images_resolution_and_a_contact_sheet(digit
     assert not list(out.glob(".*.tmp"))
 
 
-def test_explain_target_by_name_and_layer(digits_run, tmp_path):
+def test_explain_target_by_name_and_layer(digits_run, digits_model, tmp_path):
+    from captum.attr import LayerGradCam
+    from torch.nn import functional as F
+
+    from cnnlab.data.images import read_image
+
     run, images = digits_run
+    image = read_image(images[0], 1)[None]
+    with torch.no_grad():
+        assert int(digits_model(image).argmax()) != 7, "the target must differ from the prediction to be seen"
     assert main(["explain", str(run), str(images[0]), "--method", "gradcam", "--target", "7", "--layer", "conv2",
                  "--out", str(tmp_path)]) == 0
-    assert np.load(tmp_path / f"{images[0].stem}.gradcam.npy").shape == (28, 28)
+    saved = np.load(tmp_path / f"{images[0].stem}.gradcam.npy")
+    cam = LayerGradCam(digits_model, digits_model.conv2).attribute(image, target=7, relu_attributions=True)
+    reference = F.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)[0, 0].detach().numpy()
+    np.testing.assert_allclose(saved, reference, rtol=1e-4, atol=1e-6 * float(np.abs(reference).max()))
 
 
 def test_visualize_filters_feature_maps_and_activation_max(digits_run, tmp_path):

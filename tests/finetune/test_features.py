@@ -78,3 +78,24 @@ def test_a_head_trains_on_features_in_the_cuda_layout():
     trainer.channels_last = True  # as on CUDA: image batches go channels_last, feature vectors must pass as they are
     features = ArrayDataset(torch.rand(10, 8), torch.tensor([0, 1] * 5))
     assert len(trainer.fit(features, features, epochs=1, batch_size=4)) == 1
+
+
+def test_features_are_extracted_in_eval_mode_whatever_mode_the_model_was_in():
+    from collections import OrderedDict
+
+    torch.manual_seed(0)
+    body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    model = torch.nn.Sequential(OrderedDict(body=body, head=torch.nn.Linear(4, 2)))
+    batch_norm = body[1]
+    batch_norm.running_mean.uniform_(-1, 1)
+    batch_norm.running_var.uniform_(0.5, 2)
+    statistics = {k: v.clone() for k, v in batch_norm.state_dict().items()}
+    data = ArrayDataset(torch.rand(10, 3, 8, 8, generator=torch.Generator().manual_seed(2)) * 3, torch.zeros(10))
+    with torch.no_grad():
+        expected = body.eval()(data.x)
+    model.train()  # BatchNorm in training mode would normalise by each batch and update its running statistics
+    features = extract_features(model, "head", data, Preprocess(), batch_size=4)
+    torch.testing.assert_close(features.x, expected)
+    assert all(torch.equal(v, statistics[k]) for k, v in batch_norm.state_dict().items())
+    assert model.training and batch_norm.training

@@ -112,3 +112,22 @@ def test_nproc_under_a_launcher_and_numpy_engine_are_refused(tmp_path, monkeypat
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="already a worker"):
         train(data="digits", model="seed-cnn", nproc=2, out=tmp_path / "run")
+
+
+def test_finetuning_shares_the_feature_cache_across_processes(image_folder, tmp_path):
+    """Head-only epochs on cached features: each process extracts its share of the images once, the shares
+    are gathered, and the head trains as in one process (a BatchNorm layer that trains would normalise over
+    each process's share instead: --sync-bn, on CUDA)."""
+    from cnnlab.finetune import finetune
+
+    arguments = ["--data", f"folder:{image_folder}", "--backbone", "efficientnet_lite0", "--epochs", "2",
+                 "--image-size", "32", "--batch-size", "8"]
+    launcher = cnnlab("finetune", *arguments, "--nproc", 2, "--out", tmp_path / "two")
+    stdout, stderr = launcher.communicate(timeout=600)
+    assert launcher.returncode == 0, stderr
+    assert "computed once" in stdout
+    finetune(f"folder:{image_folder}", "efficientnet_lite0", epochs=2, image_size=32, batch_size=8,
+             out=tmp_path / "one", quiet=True, progress=False)
+    a, b = (load_file(str(tmp_path / name / "model.safetensors")) for name in ("one", "two"))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)

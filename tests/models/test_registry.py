@@ -1,5 +1,7 @@
 """Contract tests over the model registry and the spec-string builder."""
 
+import math
+
 import pytest
 import torch
 
@@ -55,3 +57,29 @@ def test_bad_specs_name_the_problem(text, fragment):
 def test_too_small_input_is_a_model_error():
     with pytest.raises(ModelError, match="cannot take 8x8 images"):
         create_model("seed-cnn", 10, (1, 8, 8))
+
+
+@pytest.mark.parametrize("text", ["seed-cnn", "mnist-cnn", "simple-cnn",
+                                  "conv(5,3,2,same)-relu-avgpool(2)-conv(3,2)-flatten-dense(9)-dense(classes)"])
+def test_parameters_counted_from_the_spec_equal_torchs(text):
+    layers = spec.resolve(text, 6)
+    model = create_model(text, 6, (3, 20, 20))
+    assert spec.parameter_count(layers, (3, 20, 20)) == sum(p.numel() for p in model.parameters())
+    activations = sum(output.numel() for output in _layer_outputs(model, torch.zeros(1, 3, 20, 20)))
+    assert activations == sum(math.prod(shape) for shape in spec.output_shapes(layers, (3, 20, 20)))
+
+
+def _layer_outputs(model, x):
+    outputs = []
+    for layer in model:
+        x = layer(x)
+        outputs.append(x)
+    return outputs
+
+
+@pytest.mark.parametrize("text, fragment", [("flatten-dense(1000000000000)-dense(classes)", "75,000,000,000,010"),
+                                            ("conv(1000000000,3)-flatten-dense(classes)", "conv(1000000000,3)")])
+def test_a_spec_too_large_for_memory_is_refused_before_allocating(text, fragment):
+    with pytest.raises(ModelError, match="would need .* and this machine has") as caught:
+        create_model(text, 10, (1, 8, 8))
+    assert fragment in str(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,10 @@ def quick(monkeypatch):
 
 @pytest.fixture(scope="session")
 def shared_dir(tmp_path_factory) -> Path:
-    """A directory all pytest-xdist workers of this session see (the parent of each worker's base temp)."""
-    return tmp_path_factory.getbasetemp().parent
+    """A directory all pytest-xdist workers of this session see (the parent of each worker's base temp); without
+    xdist the session's own base temp, since the parent is shared by every session and would serve a stale page."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_page_renders_without_errors_or_requests(report, visits, name):
     page_url = report.html_path.resolve().as_uri()
     assert [url for url in visit.requests if url != page_url and not url.startswith("data:")] == []
     facts = visit.facts
-    assert facts["sections"] == ["overview", "curves", "errors", "top-losses", "architecture", "inside"]
+    assert facts["sections"] == ["overview", "curves", "errors", "top-losses", "architecture", "inside", "faithfulness"]
     assert facts["images"] >= 20 and facts["broken"] == []
     assert facts["scrollWidth"] <= facts["innerWidth"], "the page scrolls sideways"
     shot = np.asarray(Image.open(io.BytesIO(visit.screenshot)).convert("RGB"))

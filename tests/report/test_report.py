@@ -19,7 +19,7 @@ from cnnlab.report import write_report
 from cnnlab.report.evaluation import evaluate
 from cnnlab.run import Run
 
-SECTIONS = ["overview", "curves", "errors", "top-losses", "architecture", "inside"]
+SECTIONS = ["overview", "curves", "errors", "top-losses", "architecture", "inside", "faithfulness"]
 
 
 class Elements(HTMLParser):

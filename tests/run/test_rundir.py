@@ -236,3 +236,40 @@ def test_pretrained_efficientnet_lite0_knows_the_cat():
     probabilities = loaded.predict(loaded.prepare(image)[None])[0]
     assert loaded.class_names[int(probabilities.argmax())] == "Egyptian cat"
     assert probabilities.max() == pytest.approx(0.77, abs=0.02)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_epoch_and_batch_and_the_fix(tmp_path, capsys):
+    assert main(["train", "--data", "digits", "--model", "conv(4,3)-relu-flatten-dense(classes)", "--image-size", "16",
+                 "--lr", "1e38", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "The loss became" in error and "in epoch 1, batch" in error
+    assert "Try a lower --lr" in error
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert main(["train", "--data", "digits", "--model", TINY, "--lr", "inf", "--out", str(tmp_path / "r2")]) == 2
+    assert "--lr option of cnnlab train must be a finite float > 0. Got inf" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
+
+
+def test_a_report_that_fails_to_write_leaves_no_half_report(finished_run, tmp_path, monkeypatch, capsys):
+    import pathlib
+
+    run = copy_run(finished_run, tmp_path / "run")
+    writes, original = [], pathlib.Path.write_bytes
+
+    def full_after_three(self, data):
+        writes.append(self)
+        if len(writes) > 3:
+            raise OSError(28, "No space left on device")
+        return original(self, data)
+
+    monkeypatch.setattr("cnnlab.report.api.ACTIVATION_STEPS", 5)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_after_three)
+    assert main(["report", str(run), "--samples", "20"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no space left on the device" in error
+    assert not (run / "report.html").exists() and not (run / "report_files").exists()
+    assert not [p for p in run.iterdir() if p.name.startswith(".report_files")]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["report", str(run), "--out", str(afile / "page.html")]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -133,3 +133,19 @@ def test_gradients_accumulate_until_zero_grad_in_the_networks_dtype(dtype):
 def test_the_engine_imports_without_torch():
     code = "import sys, cnnlab.scratch, cnnlab.spec; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_and_predict_run_with_dropout_off_as_torch_in_eval_mode():
+    spec = "flatten-dense(32)-relu-dropout(0.9)-dense(classes)"
+    net = scratch.build(spec, 3, (1, 6, 6), seed=0)
+    x = np.random.default_rng(1).random((40, 1, 6, 6), dtype=np.float32)
+    y = np.arange(40) % 3
+    reference = create_model(spec, 3, (1, 6, 6))
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    with torch.no_grad():
+        logits = reference.eval()(torch.from_numpy(x))
+    trainer = scratch.ScratchTrainer(net, scratch.SGD(net.parameters(), lr=0.1))
+    loss, accuracy = trainer.evaluate(x, y, batch_size=16)
+    assert loss == pytest.approx(float(F.cross_entropy(logits, torch.from_numpy(y))), rel=1e-5)
+    assert accuracy == pytest.approx(float((logits.argmax(1).numpy() == y).mean()))
+    np.testing.assert_allclose(trainer.predict(x, batch_size=16), logits.softmax(1).numpy(), rtol=1e-5, atol=1e-6)

@@ -2,10 +2,12 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
+from cnnlab.data import ArrayDataset
 from cnnlab.errors import ConfigError
 from cnnlab.models import create_model
-from cnnlab.train import EarlyStopping, ReduceLROnPlateau, TrainConfig, Trainer
+from cnnlab.train import Callback, EarlyStopping, ReduceLROnPlateau, TrainConfig, Trainer
 from cnnlab.loop.optim import build_optimizer, build_scheduler
 
 SPEC = "conv(4,3)-relu-maxpool(2)-flatten-dense(16)-relu-dropout(0.2)-dense(classes)"
@@ -69,12 +71,29 @@ def test_time_based_decay_matches_keras_formula(blobs):
     assert group["nesterov"] and group["momentum"] == 0.9
 
 
-def test_early_stopping_sets_the_flag_and_restores_best_weights(blobs):
-    stopper = EarlyStopping(monitor="val_loss", patience=2)
-    trainer = make_trainer(epochs=50, callbacks=[stopper], lr=1e-9, decay=0.0)  # too small to improve
-    trainer.fit(blobs, blobs, epochs=50, batch_size=16)
-    assert trainer.stop_training
-    assert len(trainer.history) < 50
+class Snapshots(Callback):
+    """The model's weights at the end of every epoch, as the Trainer left them then."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.weights.append({k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()})
+
+
+def test_early_stopping_sets_the_flag_and_restores_the_best_epochs_weights(blobs):
+    # Validation labels are shifted by one class: the better the model fits training, the worse val_loss gets.
+    misleading = ArrayDataset(blobs.x, (blobs.y + 1) % 3)
+    snapshots = Snapshots()
+    trainer = make_trainer(epochs=30, callbacks=[EarlyStopping(monitor="val_loss", patience=2), snapshots])
+    trainer.fit(blobs, misleading, epochs=30, batch_size=16)
+    assert trainer.stop_training and len(trainer.history) < 30
+    losses = [h["val_loss"] for h in trainer.history]
+    best = losses.index(min(losses))
+    assert best < len(losses) - 1
+    restored = trainer.model.state_dict()
+    assert all(torch.equal(restored[k], snapshots.weights[best][k]) for k in restored)
+    assert not all(torch.equal(restored[k], snapshots.weights[-1][k]) for k in restored)
 
 
 def test_reduce_lr_on_plateau_halves_the_rate(blobs):
@@ -86,18 +105,55 @@ def test_reduce_lr_on_plateau_halves_the_rate(blobs):
     assert trainer.scheduler.base_lrs == [pytest.approx(0.025)]
 
 
-def test_bf16_autocast_trains_close_to_fp32(blobs):
-    results = {}
-    for precision in ("fp32", "bf16"):
-        trainer = make_trainer(epochs=3, precision=precision)
-        trainer.fit(blobs, epochs=3, batch_size=16)
-        results[precision] = trainer.history[-1]["loss"]
-    assert results["bf16"] == pytest.approx(results["fp32"], rel=0.1)
+class ConvDtypes(Callback):
+    """The dtypes of what comes into and out of every convolution while the Trainer runs."""
+
+    def __init__(self):
+        self.seen, self.handles = set(), []
+
+    def on_train_begin(self):
+        for module in self.trainer.model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                self.handles.append(module.register_forward_hook(self.record))
+
+    def record(self, module, inputs, output):
+        self.seen.add((inputs[0].dtype, output.dtype))
+
+    def on_train_end(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_the_precision_asked_for_reaches_the_convolutions(tmp_path, precision, dtype):
+    from cnnlab.train import train
+
+    probe = ConvDtypes()
+    train("digits", "conv(4,3)-relu-conv(4,3)-flatten-dense(classes)", out=tmp_path / "run", epochs=1,
+          image_size=8, precision=precision, device="cpu", quiet=True, print_fn=lambda _: None, callbacks=[probe])
+    outputs = {output for _, output in probe.seen}
+    assert outputs == {dtype}  # the second convolution also takes its input in that dtype
+    assert (dtype, dtype) in probe.seen
 
 
 def test_fp16_needs_cuda():
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         make_trainer(precision="fp16")
+
+
+def test_evaluate_and_predict_run_with_dropout_off(blobs):
+    torch.manual_seed(0)
+    model = create_model("flatten-dense(32)-relu-dropout(0.9)-dense(classes)", 3, (1, 12, 12))
+    trainer = Trainer(model, None, progress=False, verbose=False)
+    model.train()
+    with torch.no_grad():
+        reference = model.eval()(blobs.x)
+    model.train()
+    metrics = trainer.evaluate(blobs, batch_size=32)
+    assert metrics["loss"] == pytest.approx(float(F.cross_entropy(reference, blobs.y)), rel=1e-6)
+    assert metrics["accuracy"] == pytest.approx(float((reference.argmax(1) == blobs.y).float().mean()))
+    torch.testing.assert_close(trainer.predict(blobs.x), reference.softmax(dim=1))
+    assert model.training  # and the mode it was in comes back
 
 
 def test_training_leaves_no_hooks_and_restores_mode(blobs):

@@ -7,7 +7,7 @@
 from cnnlab.data.augment import AugmentOptions, Augmenter, make_preprocess, parse_augment
 from cnnlab.data.datasets import ArrayDataset, FileDataset
 from cnnlab.data.specs import list_datasets
-from cnnlab.data.splits import Splits, load_data
+from cnnlab.data.splits import Duplicate, Splits, describe_duplicates, load_data
 
-__all__ = ["load_data", "list_datasets", "ArrayDataset", "FileDataset", "Splits", "parse_augment", "AugmentOptions",
-           "Augmenter", "make_preprocess"]
+__all__ = ["load_data", "list_datasets", "ArrayDataset", "FileDataset", "Splits", "Duplicate", "describe_duplicates",
+           "parse_augment", "AugmentOptions", "Augmenter", "make_preprocess"]

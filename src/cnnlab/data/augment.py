@@ -188,10 +188,17 @@ def training_images(train, max_images: int = 2000, seed: int = 0) -> torch.Tenso
 def make_preprocess(options: AugmentOptions, train, max_images: int = 2000, seed: int = 0) -> Preprocess:
     """The Preprocess the options ask for, its statistics fitted on the training split `train` only.
 
+    Option by option this is Keras' ImageDataGenerator (featurewise-std and
+    samplewise-std centre as well); where ZCA differs, and why, is said in
+    `Preprocess`. With zca, featurewise-std is applied before whitening
+    (Keras drops it).
+
     `train` is a (N, C, H, W) tensor or a dataset; file datasets contribute a
     seeded sample of at most `max_images` images.
     """
-    preprocess = Preprocess(samplewise_center=options.samplewise_center, samplewise_std=options.samplewise_std)
+    # As Keras' ImageDataGenerator: dividing by a standard deviation implies centring on the same mean.
+    preprocess = Preprocess(samplewise_center=options.samplewise_center or options.samplewise_std,
+                            samplewise_std=options.samplewise_std)
     if not (options.featurewise_center or options.featurewise_std or options.zca):
         return preprocess
     x = training_images(train, max_images, seed)
@@ -200,5 +207,5 @@ def make_preprocess(options: AugmentOptions, train, max_images: int = 2000, seed
         raise ConfigError(invalid("'zca' option", "--augment", f"used on images of at most {ZCA_MAX_FEATURES} values",
                                   f"{tuple(x.shape[1:])} = {features} values",
                                   "Lower --image-size or drop zca."))
-    return preprocess.fit(x, featurewise_center=options.featurewise_center, featurewise_std=options.featurewise_std,
-                          zca_whitening=options.zca)
+    return preprocess.fit(x, featurewise_center=options.featurewise_center or options.featurewise_std,
+                          featurewise_std=options.featurewise_std, zca_whitening=options.zca)

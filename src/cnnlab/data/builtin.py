@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from cnnlab.data.datasets import ArrayDataset
 from cnnlab.data.images import resize, to_channels
 from cnnlab.data.specs import Source, register_spec
+from cnnlab.errors import ConfigError
+from cnnlab.memory import FLOAT32_BYTES, beyond_memory
 
 
 def array_source(images: np.ndarray, labels: np.ndarray, class_names: list[str], image_size: int,
                  channels: int) -> Source:
     """A Source from (N, H, W) or (N, C, H, W) images in [0, 1], resized whole and brought to `channels`."""
+    shape = (len(images), channels, image_size, image_size)
+    needed = beyond_memory(math.prod(shape) * FLOAT32_BYTES)
+    if needed:
+        raise ConfigError(f"{shape[0]:,} images of {channels}x{image_size}x{image_size} in memory {needed}. "
+                          f"Use a smaller --image-size.")
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
     x = x[:, None] if x.dim() == 3 else x
     x = to_channels(resize(x, image_size), channels)

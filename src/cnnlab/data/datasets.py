@@ -75,7 +75,7 @@ class FileDataset(Dataset):
         path = self.paths[i]
         image = None if self._cache is None else self._cache.get(path)
         if image is None:
-            image = resize(read_image(path, self.channels), self.image_size)
+            image = resize(read_image(path, self.channels, self.image_size), self.image_size)
             if self._cache is not None:
                 self._cache[path] = image
         return image, int(self.targets[i])

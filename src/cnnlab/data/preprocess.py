@@ -14,7 +14,25 @@ class Preprocess(nn.Module):
     """Samplewise centring/scaling, then featurewise (per-channel) normalisation, then ZCA whitening.
 
     Featurewise statistics and the ZCA matrix are fitted on the training split
-    only (`fit`), as Keras' ImageDataGenerator does.
+    only (`fit`). The definitions are those of Keras 3's ImageDataGenerator:
+    standard deviations are population ones (NumPy's ``std``, ddof 0), and
+    ``eps`` = 1e-6 is added to them before dividing. Three choices differ, on
+    purpose, and the tests compare with Keras accordingly:
+
+    - ZCA centres each pixel (feature) on its training mean, the textbook
+      definition (Bell & Sejnowski; Kessy et al. 2018): whitened training data
+      then has exactly zero mean and identity covariance. Keras centres only
+      per channel, and only with featurewise_center, so its output keeps a
+      per-pixel mean and a covariance that is not the identity. On data that is
+      already centred per pixel, the two matrices agree.
+    - ZCA's epsilon goes inside the square root, W = U diag(1 / sqrt(lambda +
+      eps)) U^T, as in Keras 2 and the literature: a direction the training data
+      never varies in (a pixel always black) is scaled by at most 1 / sqrt(eps)
+      = 1000. Keras 3 adds it to sqrt(lambda) instead, which scales such a
+      direction by up to sqrt(N) / eps, a million times more.
+    - Featurewise statistics are fitted on the samplewise-normalised images,
+      the ones they are applied to; Keras fits them on the raw images. The two
+      agree unless samplewise and featurewise options are combined.
     """
 
     def __init__(self, mean=None, std=None, samplewise_center: bool = False, samplewise_std: bool = False,
@@ -36,7 +54,7 @@ class Preprocess(nn.Module):
         if self.samplewise_center:
             x = x - x.mean(dim=(1, 2, 3), keepdim=True)
         if self.samplewise_std:
-            x = x / (x.std(dim=(1, 2, 3), keepdim=True) + self.eps)
+            x = x / (x.std(dim=(1, 2, 3), keepdim=True, correction=0) + self.eps)
         if self.mean is not None:
             x = (x - self.mean.to(x.dtype)) / (self.std.to(x.dtype) + self.eps)
         if self.zca is not None:
@@ -46,14 +64,17 @@ class Preprocess(nn.Module):
 
     def fit(self, images: torch.Tensor, featurewise_center: bool = False, featurewise_std: bool = False,
             zca_whitening: bool = False, zca_epsilon: float = 1e-6) -> "Preprocess":
-        """Fit per-channel mean/std and the ZCA matrix on (N, C, H, W) training images."""
+        """Fit per-channel mean/std and the ZCA matrix on (N, C, H, W) training images (see the class docstring)."""
         x = images.float()
         if self.samplewise_center or self.samplewise_std:
             x = Preprocess(samplewise_center=self.samplewise_center, samplewise_std=self.samplewise_std)(x)
         if featurewise_center or featurewise_std:
-            mean = x.mean(dim=(0, 2, 3)) if featurewise_center else torch.zeros(x.shape[1])
-            std = x.std(dim=(0, 2, 3)) if featurewise_std else torch.ones(x.shape[1])
-            self.mean, self.std = mean.view(-1, 1, 1), std.view(-1, 1, 1)
+            # summed in float64: a float32 sum over millions of pixels drifts in the fourth digit
+            wide = x.double()
+            mean = wide.mean(dim=(0, 2, 3)) if featurewise_center else torch.zeros(x.shape[1], dtype=torch.float64)
+            std = wide.std(dim=(0, 2, 3), correction=0) if featurewise_std else torch.ones(x.shape[1],
+                                                                                            dtype=torch.float64)
+            self.mean, self.std = mean.float().view(-1, 1, 1), std.float().view(-1, 1, 1)
             x = (x - self.mean) / (self.std + self.eps)
         if zca_whitening:
             flat = x.flatten(1).double()

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from cnnlab.data.paths import printable
 from cnnlab.errors import DataError, SpecError, unknown
 
 
@@ -25,6 +26,7 @@ class Source:
     class_names: list[str]
     official: dict[str, torch.Tensor] = field(default_factory=dict)  # "train" / "val" / "test" -> indices into data
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each unreadable file
+    digests: list[str] | None = None  # a content hash per sample (files), to find exact copies across splits
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,12 @@ def parse_spec(spec: str) -> tuple[DataSpec, Path | None]:
     path = Path(directory).expanduser()
     if not path.is_dir():
         what = "is a file, not a directory" if path.exists() else "does not exist"
-        raise DataError(f"The directory {path} of data spec {spec!r} {what}.")
-    if not any(path.iterdir()):
-        raise DataError(f"The directory {path} of data spec {spec!r} is empty.")
+        raise DataError(f"The directory {printable(path)} of data spec '{printable(spec)}' {what}.")
+    try:
+        empty = not any(path.iterdir())
+    except OSError as error:
+        raise DataError(f"The directory {printable(path)} of data spec '{printable(spec)}' cannot be read "
+                        f"({error.strerror}); give it read and execute permission.") from None
+    if empty:
+        raise DataError(f"The directory {printable(path)} of data spec '{printable(spec)}' is empty.")
     return entry, path

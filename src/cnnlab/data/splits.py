@@ -13,8 +13,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from cnnlab.data import builtin, flowers, folder, idx  # noqa: F401  (importing a loader registers it)
-from cnnlab.data.specs import parse_spec
+from cnnlab.data.paths import printable
+from cnnlab.data.specs import Source, parse_spec
 from cnnlab.errors import ConfigError, DataError, invalid
+from cnnlab.memory import FLOAT32_BYTES, beyond_memory
 
 
 @dataclass
@@ -29,6 +31,39 @@ class Splits:
     spec: str
     skipped: list[str] = field(default_factory=list)  # "path: reason" for each unreadable file left out
     official: tuple[str, ...] = ()  # the splits that are the source's own, not drawn with the seed
+    duplicates: list[Duplicate] = field(default_factory=list)  # exact copies that landed in different splits
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Files with identical bytes that landed in more than one split: a leak that inflates test accuracy."""
+
+    paths: tuple[str, ...]  # printable
+    splits: tuple[str, ...]  # "train", "val" or "test", one per path
+
+
+def find_duplicates(source: Source, parts: dict[str, np.ndarray]) -> list[Duplicate]:
+    """The groups of samples with equal content digests that span more than one of `parts` (name -> indices)."""
+    if source.digests is None:
+        return []
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for name, indices in parts.items():
+        for index in indices.tolist():
+            groups.setdefault(source.digests[index], []).append((name, index))
+    paths = getattr(source.data, "paths", None) or [f"sample {i}" for i in range(len(source.digests))]
+    return [Duplicate(tuple(printable(paths[i]) for _, i in members), tuple(name for name, _ in members))
+            for members in groups.values() if len({name for name, _ in members}) > 1]
+
+
+def describe_duplicates(duplicates: list[Duplicate], limit: int = 5) -> str:
+    """One line naming the exact copies found in different splits ('' when there are none)."""
+    if not duplicates:
+        return ""
+    shown = "; ".join(" = ".join(f"{path} ({split})" for path, split in zip(d.paths, d.splits))
+                      for d in duplicates[:limit])
+    more = f"; and {len(duplicates) - limit} more" if len(duplicates) > limit else ""
+    return (f"Warning: {len(duplicates)} image(s) have exact copies in another split, which inflates validation "
+            f"and test scores: {shown}{more}. Remove the copies from the data set.")
 
 
 def split_off(indices: np.ndarray, targets: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +112,10 @@ def load_data(spec: str, image_size: int | None = None, seed: int = 0, validatio
     entry, directory = parse_spec(spec)
     size = image_size or entry.image_size
     channels = channels or entry.channels
+    one_image = beyond_memory(channels * size * size * FLOAT32_BYTES)
+    if one_image:
+        raise ConfigError(f"One {channels}x{size}x{size} image of {printable(spec)} {one_image}. "
+                          f"Use a smaller --image-size.")
     source = entry.load(directory, size, channels)
     targets = np.asarray(source.data.targets)
     given = {name: indices.numpy() for name, indices in source.official.items()}
@@ -109,5 +148,7 @@ def load_data(spec: str, image_size: int | None = None, seed: int = 0, validatio
         spec=spec,
         skipped=list(source.skipped),
         official=official,
+        duplicates=find_duplicates(source, {"train": train, **({"val": val} if val is not None else {}),
+                                            "test": test}),
     )
 

@@ -18,6 +18,7 @@ from cnnlab.errors import ConfigError, invalid, similar, unknown
 from cnnlab.explain.activation_max import activation_max
 from cnnlab.explain.base import find_layer, upsample
 from cnnlab.explain.features import default_feature_layers, feature_maps, filters
+from cnnlab.explain.metrics import Settings, plan_evaluation
 from cnnlab.explain.methods.occlusion import occlusion
 from cnnlab.explain.registry import parse_methods
 from cnnlab.explain.render import contact_sheet, explanation_figure, grid_figure, occlusion_figure, save_figure
@@ -32,13 +33,16 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
                   methods: str | Sequence[str] = "gradcam", target: int | str | None = None, layer: str | None = None,
                   out: str | os.PathLike = "explanations", batch: int | None = None, patch: int | None = None,
                   stride: int | None = None, fill: float = 0.5, top_k: int = 5, device: str = "auto",
-                  print_fn: Callable[[str], None] = print) -> list[Path]:
+                  evaluate: str | None = None, regions: str | os.PathLike | None = None,
+                  evaluate_settings: Settings | None = None, print_fn: Callable[[str], None] = print) -> list[Path]:
     """Explain each image with each method: ``<stem>.<method>.png`` and ``.npy`` in `out`, plus a contact sheet.
 
     Prints each image's top-`top_k` predictions. `target` is a class index or
     name (default: each image's predicted class); `layer` is the Grad-CAM
     layer (default: the last convolutional one); `batch`, `patch`, `stride`
     and `fill` tune occlusion. Maps are saved at the image's own resolution.
+    `evaluate` (``all`` or metric names) then ranks the methods by faithfulness
+    (`cnnlab.explain.metrics`), with `regions` for the pointing game.
     """
     methods = parse_methods(methods)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
@@ -47,6 +51,7 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
         find_layer(network, layer)
     target_index = class_index(target, loaded.class_names)
     inputs, originals = loaded.load_images(images)
+    evaluation = plan_evaluation(evaluate, regions, evaluate_settings, images, originals) if evaluate else None
     probabilities = loaded.predict(inputs)
     names = loaded.class_names
     for path, row in zip(images, probabilities):
@@ -60,12 +65,12 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
     captions = [_caption(Path(p).name, names, row, int(t)) for p, row, t in zip(images, probabilities, targets)]
     written: list[Path] = []
     sheet: dict[str, list[np.ndarray]] = {}
-    percentiles = {}
+    percentiles, method_options = {}, {}
     for method in methods:
         options = {"layer": layer} if method.layer else {}
         if method.figure == "occlusion":
             options = {"batch": batch, "patch": patch, "stride": stride, "fill": fill}
-        options = method.check(options)
+        options = method_options[method.name] = method.check(options)
         sheet[method.name], percentiles[method.name] = [], method.percentile
         for start in range(0, len(inputs), IMAGES_PER_PASS):
             chunk = slice(start, start + IMAGES_PER_PASS)
@@ -96,6 +101,8 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
         save_figure(contact_sheet(originals, columns, captions, percentiles), out / "contact_sheet.png")
         written.append(out / "contact_sheet.png")
     print_fn(f"wrote {len(written)} files to {out}")
+    if evaluation is not None:
+        written += evaluation.run(loaded, inputs, methods, targets, method_options, out, print_fn)
     return written
 
 

@@ -30,8 +30,7 @@ from cnnlab.run import FinetuneOptions, Run, RunConfig, TrainConfig
 from cnnlab.loop.optim import build_optimizer, build_scheduler
 from cnnlab.loop.distributed import World
 from cnnlab.loop.launch import has_config, launch_workers, worker_world
-from cnnlab.loop.resume import report_skipped
-from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, run_job, settle_precision,
+from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, report_data, run_job, settle_precision,
                                  standard_callbacks, start_run)
 from cnnlab.loop.trainer import Trainer
 
@@ -122,7 +121,7 @@ def finetune(data: str | None = None, backbone: str | None = None, *, out: str |
     splits = load_data(config.data, image_size=config.image_size, seed=config.seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        train_fraction=config.train_fraction, channels=3)
-    report_skipped(splits, print_fn)
+    report_data(splits, print_fn)
     torch.manual_seed(config.seed)
     model = entry.create(settings.weights, num_classes=len(splits.class_names))
     for _, _, frozen in planned:  # a bad until:LAYER fails here, before the run directory exists

@@ -70,10 +70,3 @@ def _time_schedule_only(config: TrainConfig) -> str | None:
         return (f"its {config.schedule} schedule was planned over {config.epochs} epochs, so more epochs would change "
                 f"the learning rate of those already trained; start a new run")
     return None
-
-
-def report_skipped(splits, print_fn: Callable[[str], None]) -> None:
-    """One line listing the files the data set left out, when there are any."""
-    if splits.skipped:
-        print_fn(f"Skipped {len(splits.skipped)} unreadable file(s): " + "; ".join(splits.skipped[:10])
-                 + (" ..." if len(splits.skipped) > 10 else ""))

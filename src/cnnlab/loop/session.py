@@ -25,6 +25,7 @@ from cnnlab.loop.distributed import World
 from cnnlab.loop.resume import open_for_resume
 from cnnlab.run import Run, RunConfig, TrainConfig
 from cnnlab.run.rundir import CHECKPOINT
+from cnnlab.data.splits import describe_duplicates
 from cnnlab.device import resolve_device, resolve_precision
 from cnnlab.loop.callbacks import Callback, EarlyStopping, ReduceLROnPlateau, TensorBoard, tensorboard_available
 
@@ -235,3 +236,13 @@ def standard_callbacks(config: TrainConfig, run: Run, model: nn.Module | None = 
     if tensorboard_available():
         callbacks.append(TensorBoard(run.file("tensorboard")))
     return callbacks
+
+
+def report_data(splits, print_fn: Callable[[str], None]) -> None:
+    """A line listing the files the data set left out, and one for exact copies that landed in different
+    splits (they inflate test accuracy), when there are any."""
+    if splits.skipped:
+        print_fn(f"Skipped {len(splits.skipped)} unreadable file(s): " + "; ".join(splits.skipped[:10])
+                 + (" ..." if len(splits.skipped) > 10 else ""))
+    if splits.duplicates:
+        print_fn(describe_duplicates(splits.duplicates))

@@ -11,6 +11,7 @@ from cnnlab import spec as specs
 
 def build_sequential(layers: list[specs.Layer], input_shape: tuple[int, int, int], model: str = "model") -> nn.Sequential:
     """The torch network for `layers` on inputs of shape (C, H, W); names match the NumPy engine's."""
+    specs.check_fits(layers, input_shape, model)
     shapes = specs.output_shapes(layers, input_shape, model)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     shape = tuple(input_shape)

@@ -24,6 +24,7 @@ from cnnlab.models.summary import Summary, summary
 from cnnlab.report import metrics as scores
 from cnnlab.report.diagram import diagram_figure, shape_text
 from cnnlab.report.evaluation import Evaluation, evaluate
+from cnnlab.report.faithfulness import faithfulness_section
 from cnnlab.report.html import Picture, cards, figure, grid, img, page, section, table
 from cnnlab.report.plots import (NAMED_CLASSES, array_png, confusion_figure, curve_figure, image_card, image_strip,
                                  lr_figure, png, upscale)
@@ -114,6 +115,8 @@ def _build(run: Run, loaded: LoadedModel, data, samples, print_fn) -> tuple[str,
         ("top-losses", "Top losses", _top_losses(evaluation, network, has_conv, pictures)),
         ("architecture", "Architecture", _architecture(loaded, layers, pictures)),
         ("inside", "Inside the network", _inside(evaluation, network, has_conv, layers.mult_adds, pictures)),
+        ("faithfulness", "Faithfulness", faithfulness_section(evaluation, network, has_conv,
+                                                              layers.mult_adds > BIG_NETWORK, pictures)),
     ]
     name = run_dir.resolve().name
     subtitle = escape(f"{run.config.name} on {run.config.data} · "

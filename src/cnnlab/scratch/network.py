@@ -72,6 +72,7 @@ def build(model: str, num_classes: int, input_shape: tuple[int, int, int], seed:
     ``np.random.default_rng(seed)``, and each dropout layer has its own generator.
     """
     layer_specs = specs.resolve(model, num_classes)
+    specs.check_fits(layer_specs, input_shape, model)
     shapes = specs.output_shapes(layer_specs, input_shape, model)
     rng = np.random.default_rng(seed)
     layers, in_shape = [], tuple(input_shape)

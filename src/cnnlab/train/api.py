@@ -19,9 +19,8 @@ from cnnlab.run import Run, RunConfig, TrainConfig, load_model
 from cnnlab.loop.optim import build_optimizer, build_scheduler
 from cnnlab.loop.distributed import World
 from cnnlab.loop.launch import has_config, launch_workers, worker_world
-from cnnlab.loop.resume import report_skipped
 from cnnlab.train.scratch_run import ScratchJob, check_supported
-from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, run_job, settle_precision,
+from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, report_data, run_job, settle_precision,
                                  standard_callbacks, start_run)
 from cnnlab.loop.trainer import Trainer
 
@@ -65,7 +64,7 @@ def train(data: str | None = None, model: str | None = None, *, out: str | os.Pa
     splits = load_data(config.data, image_size=config.image_size, seed=config.seed,
                        validation_split=config.validation_split, test_split=config.test_split,
                        train_fraction=config.train_fraction)
-    report_skipped(splits, print_fn)
+    report_data(splits, print_fn)
     torch.manual_seed(config.seed)
     network = create_model(config.model, len(splits.class_names), splits.input_shape)
     preprocess = make_preprocess(parse_augment(config.augment), splits.train)
