@@ -15,9 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cnnlab.explain import METHODS
+from cnnlab.explain.base import upsample
+from cnnlab.explain.render import overlay
 from cnnlab.serve import create_app
 
 from ..report.browser import find_chromium
@@ -144,8 +147,17 @@ def test_digit_upload_maps_class_change_and_download(browser, digits_site, digit
         assert name == f"digit.gradcam.{other}-{digits_model.class_names[other]}.npy"
         expected = METHODS["gradcam"](digits_model.network, x, other)[0].numpy()
         np.testing.assert_allclose(np.load(io.BytesIO(raw)), expected, rtol=1e-5, atol=1e-7)
+        # The .png is the overlay as shown: render.overlay at the slider's opacity (to rounding).
+        page.fill("#opacity", "0.7")
+        assert page.locator(".card[data-method=saliency] img.heat").evaluate("i => getComputedStyle(i).opacity") \
+            == "0.7"
         name, picture = download(page, ".card[data-method=saliency] button.png")
-        assert name.endswith(".png") and Image.open(io.BytesIO(picture)).size == (32, 32)
+        assert name == f"digit.saliency.{other}-{digits_model.class_names[other]}.png"
+        shown = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB")).astype(int)
+        image = torch.from_numpy(np.asarray(Image.open(io.BytesIO(digit_png)), np.float32) / 255)[None]
+        saliency = upsample(METHODS["saliency"](digits_model.network, x, other), (32, 32))[0]
+        expected = overlay(image, saliency, alpha=0.7, percentile=METHODS["saliency"].percentile).astype(int)
+        assert np.abs(shown - expected).max() <= 2
         check_layout(page, errors, requests, digits_site, LAPTOP["width"])
 
 

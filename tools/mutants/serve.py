@@ -73,6 +73,10 @@ MUTANTS = [
     Mutant(PAGE, "const fields = { method: this.method.name, target: String(state.target) };",
            "const fields = { method: this.method.name };", f"{BROWSER} -k digit",
            "the page explains the class the user picked"),
+    Mutant(PAGE, '    context.globalAlpha = Number($("opacity").value);', "    context.globalAlpha = 0.5;",
+           f"{BROWSER} -k digit", "the .png download is the overlay as shown, at the slider's opacity"),
+    Mutant(PAGE, '    document.documentElement.style.setProperty("--opacity", slider.value);', "",
+           f"{BROWSER} -k digit", "the opacity slider sets how strongly every map covers its image"),
     Mutant(PAGE, "    this.npy.href = this.npyUrl;\n", "", f"{BROWSER} -k digit",
            "the page's .npy link downloads the raw map"),
 ]
