@@ -94,7 +94,7 @@ MUTANTS = [
            f"{HOSTILE} -k unreadable", "an unreadable data directory is one line, not a traceback"),
     Mutant("src/cnnlab/data/folder.py", "skipped=scan.skipped, digests=scan.digests)", "skipped=scan.skipped)",
            f"{SCAN} -k copies", "exact copies in different splits are found"),
-    Mutant("src/cnnlab/train/api.py", "        print_fn(describe_duplicates(splits.duplicates))", "        pass",
+    Mutant("src/cnnlab/loop/session.py", "        print_fn(describe_duplicates(splits.duplicates))", "        pass",
            f"{HOSTILE} -k copies", "cnnlab train reports exact copies across splits"),
     # ---- pixel formats and the pixel budget
     Mutant("src/cnnlab/data/images.py", "    if image.mode in _SIXTEEN_BIT_MODES:", "    if False:", PIXELS,
