@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.errors import ConfigError, ModelError, invalid, similar
+from cnnlab.explain.layers import ACTIVATIONS, SEPARATOR, ActivatedOutput, default_layer, split_name
 
 Target = int | Sequence[int] | torch.Tensor | None
 
@@ -71,19 +72,26 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
-def find_layer(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
-    """The layer called `name` (``model.`` may be left off), or the last convolutional layer when None."""
-    modules = dict(model.named_modules())
+def find_layer(model: nn.Module, name: str | None, images: torch.Tensor | None = None) -> tuple[str, nn.Module]:
+    """The layer called `name` (``model.`` may be left off) and its module, or when `name` is None the last
+    spatial feature map after its activation, found by tracing `images` (`cnnlab.explain.layers`).
+
+    A name ``SOURCE+ACTIVATION`` (a functional activation applied to a module's
+    output) gives an `ActivatedOutput`, which takes forward hooks as a module does.
+    """
     if name is None:
-        convolutions = [n for n, m in modules.items() if isinstance(m, nn.modules.conv._ConvNd)]
-        if not convolutions:
-            raise ModelError(f"The model {type(model).__name__} has no convolutional layer; name one with 'layer'.")
-        return convolutions[-1], modules[convolutions[-1]]
-    for candidate in (name, f"model.{name}"):
+        name = default_layer(model, images)
+    source, activation = split_name(name)
+    modules = dict(model.named_modules())
+    for candidate in (source, f"model.{source}"):
         if candidate in modules and candidate:
-            return candidate, modules[candidate]
+            if activation is None:
+                return candidate, modules[candidate]
+            if activation not in ACTIVATIONS:
+                raise ModelError(f"Unknown activation {activation!r} in layer {name!r}.{similar(activation, ACTIVATIONS)}")
+            return f"{candidate}{SEPARATOR}{activation}", ActivatedOutput(model, modules[candidate], activation)
     short = [n[len("model."):] if n.startswith("model.") else n for n in layer_names(model)]
-    raise ModelError(f"Unknown layer {name!r}.{similar(name, short)} "
+    raise ModelError(f"Unknown layer {source!r}.{similar(source, short)} "
                      f"The model's layers are listed by 'cnnlab summary MODEL'.")
 
 

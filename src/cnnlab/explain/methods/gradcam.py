@@ -43,7 +43,7 @@ def gradcam(model: nn.Module, images: torch.Tensor, target: Target = None, layer
             rule: str | None = None) -> torch.Tensor:
     """Grad-CAM maps, (N, H, W), for `layer` (default: the last convolutional layer)."""
     x = as_batch(images, model)
-    name, module = find_layer(model, layer)
+    name, module = find_layer(model, layer, x)
     with borrowed(model), Hooks() as hooks:
         capture = hooks.capture(module)
         with relu_rule(rule) if rule else nullcontext():
@@ -75,7 +75,7 @@ def guided_gradcam(model: nn.Module, images: torch.Tensor, target: Target = None
                    layer: str | None = None) -> torch.Tensor:
     """Guided Grad-CAM, (N, H, W): max over channels of |guided backprop| times the upsampled Grad-CAM."""
     x = as_batch(images, model).requires_grad_()
-    name, module = find_layer(model, layer)
+    name, module = find_layer(model, layer, x)
     with borrowed(model), Hooks() as hooks:
         capture = hooks.capture(module, cut=False)
         with relu_rule(None) as rule:
