@@ -295,7 +295,12 @@ def _add_explain_commands(command) -> None:
     p.add_argument("--method", default="gradcam", help="comma-separated method names; see 'cnnlab explain "
                    "--help' (default: gradcam)")
     p.add_argument("--target", default=None, help="class index or name (default: the predicted class)")
-    p.add_argument("--layer", default=None, help="Grad-CAM layer (default: chosen by the method)")
+    p.add_argument("--layer", default=None, help="layer of Grad-CAM and the other layer methods (default: the "
+                   "last spatial feature map after its activation)")
+    p.add_argument("--option", action="append", default=None, metavar="NAME=VALUE",
+                   help="a method option, e.g. steps=16 (repeatable); passed to the methods that take it")
+    p.add_argument("--scale", default="fixed", choices=("fixed", "relative"),
+                   help="occlusion colour scale: fixed probabilities [0, 1] or relative to the map (default: fixed)")
     p.add_argument("--out", default="explanations", help="output folder (default: explanations)")
     p.add_argument("--batch", type=int, default=None, help="occluded copies per forward pass (default: chosen)")
     p.add_argument("--patch", type=int, default=None, help="occlusion patch side (default: 1/4 of the input)")
@@ -329,7 +334,7 @@ def _explain(args) -> None:
 
     explain_files(args.model, args.images, methods=args.method, target=args.target, layer=args.layer, out=args.out,
                   batch=args.batch, patch=args.patch, stride=args.stride, fill=args.fill, device=args.device,
-                  evaluate=args.evaluate, regions=args.regions, evaluate_settings=evaluate_settings(args))
+                  options=args.option, scale=args.scale, evaluate=args.evaluate, regions=args.regions, evaluate_settings=evaluate_settings(args))
 
 
 def _visualize(args) -> None:

@@ -7,9 +7,13 @@ from typing import Iterable
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = ""):
-    """`iterable` wrapped in a tqdm bar when stderr is a terminal, else `iterable` itself (no output)."""
-    if not sys.stderr.isatty():
-        return iterable if iterable is not None else range(total or 0)
+    """`iterable` in a tqdm bar when stderr is a terminal, else `iterable` itself (no output).
+
+    Without `iterable`, a bar to `.update()` by hand (a silent one off a terminal).
+    """
+    terminal = sys.stderr.isatty()
+    if iterable is not None and not terminal:
+        return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, leave=False)
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=not terminal)

@@ -3,7 +3,9 @@
 Every method takes any ``nn.Module`` that maps [0, 1] images to logits (for a
 loaded run, ``LoadedModel.network``), works on a batch, and leaves the model
 as it found it. Maps come back as (N, H, W) tensors at the input's resolution;
-`overlay` draws any of them onto its image. `METHODS` is the registry of map
+`overlay` draws any of them onto its image. For a notebook,
+`explain(model_or_run, images, method)` takes tensors, NumPy arrays or PIL
+images and returns an `Explanation` of NumPy maps with their layer and units. `METHODS` is the registry of map
 methods (`cnnlab.explain.registry`); each is also an attribute of this
 module under its Python name (``cnnlab.explain.gradcam``).
 """
@@ -16,7 +18,7 @@ from cnnlab.explain.methods.occlusion import OcclusionResult, occlusion
 from cnnlab.explain.methods.saliency import guided, rectified, saliency
 from cnnlab.explain.registry import METHODS, Method, get_method, parse_methods, register_method
 
-__all__ = ["METHODS", "Method", "OcclusionResult", "activation_max", "feature_maps", "filters", "find_layer",
+__all__ = ["METHODS", "Explanation", "Method", "OcclusionResult", "activation_max", "explain", "feature_maps", "filters", "find_layer",
            "get_method", "gradcam", "gradcam_guided", "gradcam_rectified", "guided", "guided_gradcam", "occlusion",
            "overlay", "parse_methods", "rectified", "register_method", "saliency"]
 
@@ -27,6 +29,11 @@ def __getattr__(name: str):
         from cnnlab.explain.render import overlay
 
         return overlay
+    # `explain` and its result read run directories and draw: loaded only when a notebook asks for them.
+    if name in ("explain", "Explanation"):
+        from cnnlab.explain import api
+
+        return getattr(api, name)
     # Any registered method by its Python name: cnnlab.explain.integrated_gradients(model, images, ...).
     method = METHODS.get(name.replace("_", "-"))
     if method is not None:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from cnnlab.errors import ConfigError, ModelError, invalid
 from cnnlab.explain.base import borrowed, device_of, find_layer
 from cnnlab.explain.hooks import Hooks
+from cnnlab.progress import progress
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,7 @@ def activation_max(model: nn.Module, targets: Sequence[int], input_shape: Sequen
     module = find_layer(model, layer)[1] if layer else None
     with borrowed(model), Hooks() as hooks:
         capture = hooks.capture(module, cut=False) if module is not None else None
-        for step in range(steps):
+        for step in progress(range(steps), desc="activation maximisation"):
             shift = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist() if jitter else [0, 0]
             logits = model(torch.roll(x, shifts=shift, dims=(2, 3)))
             scores = _scores(logits if capture is None else capture.value, targets.to(x.device), layer)
