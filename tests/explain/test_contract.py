@@ -89,10 +89,10 @@ def test_model_is_restored_when_the_model_itself_raises(resnet18):
     assert_same(before, state(resnet18))
 
 
-def test_default_layer_is_the_last_convolution(resnet18, efficientnet, digits_model):
-    assert explain.find_layer(resnet18, None)[0] == "layer4.1.conv2"
-    assert explain.find_layer(efficientnet, None)[0] == "conv_head"
-    assert explain.find_layer(digits_model, None)[0] == "conv3"
+def test_default_layer_is_the_last_feature_map_after_its_activation(resnet18, efficientnet, digits_model):
+    assert explain.find_layer(resnet18, None)[0] == "layer4"
+    assert explain.find_layer(efficientnet, None)[0] == "bn2"
+    assert explain.find_layer(digits_model, None)[0] == "tanh3"
 
 
 def test_target_is_the_predicted_class_by_default(resnet18):

@@ -79,10 +79,10 @@ def inputs(shape, count=3, seed=0):
 
 
 CASES = {
-    # name: (model fixture, input shape, Grad-CAM layer name)
-    "seed-cnn": ("seed_cnn", (1, 28, 28), "conv3"),
-    "resnet18": ("resnet18", (3, 64, 64), "layer4.1.conv2"),
-    "efficientnet": ("efficientnet", (3, 64, 64), "conv_head"),
+    # name: (model fixture, input shape, default Grad-CAM layer: the last feature map after its activation)
+    "seed-cnn": ("seed_cnn", (1, 28, 28), "tanh3"),
+    "resnet18": ("resnet18", (3, 64, 64), "layer4"),
+    "efficientnet": ("efficientnet", (3, 64, 64), "bn2"),
 }
 
 
@@ -104,7 +104,7 @@ def test_saliency_equals_captum(case):
 
 def test_gradcam_equals_captum_and_pytorch_grad_cam(case):
     name, model, x, target, layer = case
-    ours = explain.gradcam(model, x, target)  # default layer: the last convolution
+    ours = explain.gradcam(model, x, target)  # the default layer
     module = dict(model.named_modules())[layer]
     assert torch.allclose(ours, explain.gradcam(model, x, target, layer=layer))
     assert correlation(ours, captum_gradcam(model, module, x, target)) > 0.9999
@@ -131,7 +131,7 @@ def test_guided_gradcam_equals_captum(resnet18):
     twin = out_of_place(resnet18)
     # captum upsamples with 'nearest' unless told; cnnlab uses bilinear everywhere. captum keeps the sign and
     # the channels; cnnlab's map is their max |.| over channels, which equals it because Grad-CAM is >= 0.
-    theirs = GuidedGradCam(twin, twin.layer4[1].conv2).attribute(
+    theirs = GuidedGradCam(twin, twin.layer4).attribute(
         x.clone().requires_grad_(), target=target, interpolate_mode="bilinear").detach().abs().amax(dim=1)
     ours = explain.guided_gradcam(resnet18, x, target)
     assert correlation(ours, theirs) > 0.9999

@@ -177,11 +177,16 @@ class ActivatedOutput:
 
     def register_forward_hook(self, hook) -> "_Handles":
         follower = _Follower(self, hook)
-        return _Handles([
-            self.root.register_forward_pre_hook(lambda module, inputs: follower.__enter__()),
-            self.root.register_forward_hook(lambda module, inputs, output: follower.__exit__(None, None, None),
-                                            always_call=True),
-            self.source.register_forward_hook(follower.start)])
+
+        def enter(module, inputs) -> None:  # returns None: a pre-hook's return value would replace the inputs
+            follower.__enter__()
+
+        def leave(module, inputs, output) -> None:
+            follower.__exit__(None, None, None)
+
+        return _Handles([self.root.register_forward_pre_hook(enter),
+                         self.root.register_forward_hook(leave, always_call=True),
+                         self.source.register_forward_hook(follower.start)])
 
 
 class _Follower(TorchFunctionMode):
