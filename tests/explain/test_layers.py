@@ -32,6 +32,8 @@ ARCHITECTURES = {
     "spec": (lambda: create_model("conv(4,3)-relu-conv(6,3)-tanh-avgpool(2)-flatten-dense(10)", 10,
                                   DIGITS_SHAPE), DIGITS_SHAPE, None),
     "resnet18": (lambda: __import__("torchvision").models.resnet18(num_classes=10), (3, 64, 64), "layer4"),
+    # at 32x32 the last block is 1x1, as is the average pool after it: pooling ends the map, not its size
+    "resnet18@32": (lambda: __import__("torchvision").models.resnet18(num_classes=10), (3, 32, 32), "layer4"),
     "mobilenet_v2": (_mobilenet, (3, 64, 64), "features"),
     "efficientnet_lite0": (lambda: __import__("cnnlab.models", fromlist=["get_backbone"]).get_backbone(
         "efficientnet_lite0").build(), (3, 64, 64), "bn2"),
