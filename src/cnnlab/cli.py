@@ -334,7 +334,8 @@ def _explain(args) -> None:
 
     explain_files(args.model, args.images, methods=args.method, target=args.target, layer=args.layer, out=args.out,
                   batch=args.batch, patch=args.patch, stride=args.stride, fill=args.fill, device=args.device,
-                  options=args.option, scale=args.scale, evaluate=args.evaluate, regions=args.regions, evaluate_settings=evaluate_settings(args))
+                  options=args.option, scale=args.scale, evaluate=args.evaluate, regions=args.regions,
+                  evaluate_settings=evaluate_settings(args))
 
 
 def _visualize(args) -> None:

@@ -18,6 +18,17 @@ from cnnlab.models import create_model
 from .conftest import DIGITS_SHAPE, FunctionalNet, ModuleNet, correlation, digits
 
 
+class NormedNet(nn.Module):
+    """A convolution, a batch-norm module, then a functional ReLU: the map is named after the norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.norm, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(nn.functional.relu(self.norm(self.conv(x))).mean(dim=(2, 3)))
+
+
 def _mobilenet():
     from torchvision.models import mobilenet_v2
 
@@ -38,6 +49,7 @@ ARCHITECTURES = {
     "efficientnet_lite0": (lambda: __import__("cnnlab.models", fromlist=["get_backbone"]).get_backbone(
         "efficientnet_lite0").build(), (3, 64, 64), "bn2"),
     "functional": (FunctionalNet, (3, 16, 16), "conv2+relu"),
+    "normed": (NormedNet, (3, 8, 8), "norm+relu"),
 }
 
 

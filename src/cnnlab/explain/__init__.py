@@ -18,9 +18,9 @@ from cnnlab.explain.methods.occlusion import OcclusionResult, occlusion
 from cnnlab.explain.methods.saliency import guided, rectified, saliency
 from cnnlab.explain.registry import METHODS, Method, get_method, parse_methods, register_method
 
-__all__ = ["METHODS", "Explanation", "Method", "OcclusionResult", "activation_max", "explain", "feature_maps", "filters", "find_layer",
-           "get_method", "gradcam", "gradcam_guided", "gradcam_rectified", "guided", "guided_gradcam", "occlusion",
-           "overlay", "parse_methods", "rectified", "register_method", "saliency"]
+__all__ = ["METHODS", "Explanation", "Method", "OcclusionResult", "activation_max", "explain", "feature_maps",
+           "filters", "find_layer", "get_method", "gradcam", "gradcam_guided", "gradcam_rectified", "guided",
+           "guided_gradcam", "occlusion", "overlay", "parse_methods", "rectified", "register_method", "saliency"]
 
 
 def __getattr__(name: str):

@@ -17,13 +17,13 @@ import torch
 
 from cnnlab.errors import ConfigError, invalid, similar, unknown
 from cnnlab.explain.activation_max import activation_max
-from cnnlab.explain.base import find_layer, targets_for, upsample
+from cnnlab.explain.base import device_of, find_layer, targets_for, upsample
 from cnnlab.explain.features import convolution_names, default_feature_layers, feature_maps, filters
 from cnnlab.explain.metrics import Settings, plan_evaluation
 from cnnlab.explain.methods.occlusion import occlusion
 from cnnlab.explain.registry import get_method, parse_methods
-from cnnlab.explain.render import (SCALES, contact_sheet, explanation_figure, grid_figure, occlusion_figure, save_figure,
-                                   to_numpy_image)
+from cnnlab.explain.render import (SCALES, contact_sheet, explanation_figure, grid_figure, occlusion_figure,
+                                   save_figure, to_numpy_image)
 from cnnlab.files import atomic_write
 from cnnlab.progress import progress
 from cnnlab.run import LoadedModel, load_model
@@ -83,8 +83,9 @@ def explain(model, images, method: str = "gradcam", target: int | str | Sequence
             raise ConfigError("Images for a bare model must share one shape; the model takes them as given.")
         inputs = torch.stack(originals)
     layer_name = resolved_layer(network, layer, inputs) if chosen.layer else None
+    inputs = inputs.to(device_of(network))
     with torch.no_grad():
-        logits = network(inputs.to(next(network.parameters()).device))
+        logits = network(inputs)
     targets = targets_for(logits, target).cpu()
     maps = chosen(network, inputs, targets, layer=layer_name, **options).detach().cpu().float()
     full = [upsample(m[None], image.shape[-2:])[0].numpy().astype(np.float32) for m, image in zip(maps, originals)]

@@ -88,7 +88,8 @@ def find_layer(model: nn.Module, name: str | None, images: torch.Tensor | None =
             if activation is None:
                 return candidate, modules[candidate]
             if activation not in ACTIVATIONS:
-                raise ModelError(f"Unknown activation {activation!r} in layer {name!r}.{similar(activation, ACTIVATIONS)}")
+                raise ModelError(f"Unknown activation {activation!r} in layer {name!r}."
+                                 f"{similar(activation, ACTIVATIONS)}")
             return f"{candidate}{SEPARATOR}{activation}", ActivatedOutput(model, modules[candidate], activation)
     short = [n[len("model."):] if n.startswith("model.") else n for n in layer_names(model)]
     raise ModelError(f"Unknown layer {source!r}.{similar(source, short)} "
