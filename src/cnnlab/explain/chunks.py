@@ -44,7 +44,8 @@ def saved_bytes(model: nn.Module, image: torch.Tensor) -> tuple[int, int]:
         return tensor
 
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        logits = model(image.detach().requires_grad_())
+        # A copy: a slice of the batch would share (and be charged) the whole batch's storage.
+        logits = model(image.detach().clone().requires_grad_())
         # The graph (and so every saved storage) is alive until here, so no address was reused.
         return sum(sizes.values()), logits.shape[-1]
 

@@ -38,7 +38,8 @@ def upsampled(grids: torch.Tensor, shifts: torch.Tensor, size: tuple[int, int]) 
     """Masks at the image's `size`, (masks, H, W): each grid resized bilinearly and cropped at its shift."""
     cells = grids.shape[-1]
     large = [(cells + 1) * math.ceil(side / cells) for side in size]
-    smooth = F.interpolate(grids[:, None], size=large, mode="bilinear", align_corners=False)[:, 0]
+    # Clamped: bilinear weights can sum to 1 + 1e-7, and a mask is a fraction of the pixel kept.
+    smooth = F.interpolate(grids[:, None], size=large, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
     return torch.stack([s[r:r + size[0], c:c + size[1]] for s, (r, c) in zip(smooth, shifts.tolist())])
 
 
