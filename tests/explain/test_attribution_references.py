@@ -203,7 +203,7 @@ def test_rise_masks_are_shifted_upsampled_grids():
     assert len({tuple(m.flatten().tolist()) for m in masks}) > 390  # grids and shifts differ
     # Cells of 5 pixels upsampled bilinearly to 25 / 4 pixels each: neighbours differ by at most 4 / 25.
     assert masks.diff(dim=1).abs().max() <= 4 / 25 + 1e-6 and masks.diff(dim=2).abs().max() <= 4 / 25 + 1e-6
-    assert torch.equal(rise_masks(masks=3, cells=4, p=1.0, size=(20, 20)), torch.ones(3, 20, 20))
+    assert torch.allclose(rise_masks(masks=3, cells=4, p=1.0, size=(20, 20)), torch.ones(3, 20, 20))
 
 
 def test_rise_needs_a_probability(net):
