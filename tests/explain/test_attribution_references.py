@@ -231,11 +231,11 @@ MANY_PASS = {"integrated-gradients": {"steps": 5}, "smoothgrad": {"samples": 5},
              "rise": {"masks": 5, "cells": 2}}
 
 
-def forward_batches(model, method, x, **options):
+def forward_batches(model, method, x, target=TARGET, **options):
     sizes = []
     handle = model.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
     try:
-        maps = explain.METHODS[method](model, x, TARGET, **options)
+        maps = explain.METHODS[method](model, x, target, **options)
     finally:
         handle.remove()
     return maps, sizes
@@ -262,9 +262,8 @@ def test_budget_bounds_the_pass_and_leaves_the_map_unchanged(net, method):
 
 def test_predicted_targets_come_from_bounded_passes(net):
     x = images()
-    _, sizes = forward_batches(net, "integrated-gradients", x, budget_mb=0.001, steps=2)
-    assert set(sizes) == {1}
-    maps, _ = forward_batches(net, "integrated-gradients", x, steps=2)
+    _, sizes = forward_batches(net, "integrated-gradients", x, None, budget_mb=0.001, steps=2)
+    assert set(sizes) == {1} and len(sizes) == 1 + 3 + 3 * 2  # measured, predicted, explained
     with torch.no_grad():
         predicted = net(x).argmax(dim=1)
     assert torch.equal(explain.integrated_gradients(net, x, steps=2),

@@ -26,7 +26,7 @@ MUTANTS = [
            "Gauss-Legendre nodes are moved from [-1, 1] to [0, 1]"),
     Mutant(IG, '"riemann_left": torch.linspace(0, 1 - 1 / steps, steps)',
            '"riemann_left": torch.linspace(1 / steps, 1, steps)', REFERENCES, "each Riemann rule has its own nodes"),
-    Mutant(IG, "        weights[[0, -1]] /= 2\n", "", REFERENCES, "the trapezoid rule halves its end weights"),
+    Mutant(IG, "weights[[0, -1]] /= 2", "weights[[0, -1]] /= 1", REFERENCES, "the trapezoid rule halves its end weights"),
     Mutant(IG, "return x.mean(dim=(2, 3), keepdim=True).expand_as(x)", "return torch.zeros_like(x)", REFERENCES,
            "the 'mean' baseline is each image's mean colour"),
     Mutant(IG, "generator=torch.Generator().manual_seed(seed))", "generator=torch.Generator().manual_seed(0))",
