@@ -96,19 +96,25 @@ def register_method(name: str, summary: str, *, units: str, layer: bool = False,
     return decorate
 
 
+_loaded = False
+
+
 def _load_all() -> None:
-    """Import every module of `cnnlab.explain.methods`, each of which registers its methods."""
+    """Import every module of `cnnlab.explain.methods` once, each of which registers its methods."""
+    global _loaded
     from cnnlab.explain import methods as package
 
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
+    _loaded = True
 
 
 class _Registry(Mapping):
     """The registered methods by name, in registration order; importing the method modules on first use."""
 
     def _all(self) -> dict[str, Method]:
-        if not _METHODS:
+        # Some modules are imported (and so registered) before the registry is first read: load the rest too.
+        if not _loaded:
             _load_all()
         return _METHODS
 
