@@ -27,7 +27,6 @@ import pytest
 import torch
 from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 from torch import nn
-from torch.nn import functional as F
 
 from cnnlab import explain
 from cnnlab.errors import ConfigError

@@ -77,4 +77,6 @@ MUTANTS = [
     Mutant(CHUNKS, "return targets_for(torch.empty(len(x), classes, device=x.device), target), size",
            "return targets_for(torch.empty(len(x), classes, device=x.device), None), size", REFERENCES,
            "the target given is the one explained"),
+    Mutant("src/cnnlab/explain/registry.py", "        if not _loaded:", "        if not _METHODS:", REFERENCES,
+           "the registry holds every method module's methods, also when some were imported first"),
 ]
