@@ -107,9 +107,13 @@ def _load_all() -> None:
 class _Registry(Mapping):
     """The registered methods by name, in registration order; importing the method modules on first use."""
 
+    _loaded = False
+
     def _all(self) -> dict[str, Method]:
-        if not _METHODS:
+        # Some modules are imported (and register) before the first look-up; every one must be.
+        if not _Registry._loaded:
             _load_all()
+            _Registry._loaded = True
         return _METHODS
 
     def __getitem__(self, name: str) -> Method:

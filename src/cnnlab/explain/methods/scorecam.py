@@ -1,0 +1,49 @@
+"""Score-CAM (Wang et al., 2020): each channel, upsampled and scaled to [0, 1], masks the image; its weight is
+how much the target's probability rises over a black image.
+
+w_k = p_c(X * M_k) - p_c(0), M_k = minmax(U(A^k)) (U: bilinear upsampling to the input, then each
+channel's min-max scaling, as the authors' code does), p = softmax of the logits. The map is
+ReLU(sum_k w_k A^k). The masked copies run in passes of `copies_per_pass` within `budget_mb`,
+copies of different images sharing a pass; never all K x N at once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cnnlab.explain.base import Target, borrowed, upsample
+from cnnlab.explain.cam import BUDGET, BUDGET_MB, bytes_per_copy, copies_per_pass, layer_pass, weighted_sum
+from cnnlab.explain.registry import register_method
+
+
+def masks(activation: torch.Tensor, size) -> torch.Tensor:
+    """(B, h, w) channels upsampled to `size` and min-max scaled to [0, 1] each, (B, H, W)."""
+    upsampled = upsample(activation, size)
+    low = upsampled.flatten(1).amin(dim=1)[:, None, None]
+    high = upsampled.flatten(1).amax(dim=1)[:, None, None]
+    return (upsampled - low) / (high - low + 1e-8)  # pytorch-grad-cam's guard: a constant channel masks all
+
+
+@register_method("scorecam", "Score-CAM: channels weighted by how much each, as a mask on the image, raises the "
+                 "target's probability (Wang et al.)", units="Score-CAM (softmax increase)", layer=True,
+                 gradients=False, slow=True, options=BUDGET, reference="pytorch-grad-cam ScoreCAM")
+@torch.no_grad()
+def scorecam(model: nn.Module, images: torch.Tensor, target: Target = None, layer: str | None = None,
+             budget_mb: float = BUDGET_MB) -> torch.Tensor:
+    """Score-CAM maps, (N, H, W), for `layer` (default: `find_layer`'s)."""
+    step = layer_pass(model, images, target, layer, gradient=False)
+    x, activation, targets = step.x, step.activation, step.targets
+    count, channels = activation.shape[:2]
+    per_pass = copies_per_pass(budget_mb, bytes_per_copy(model, x[:1]))
+    increases = torch.empty(count * channels, device=x.device)
+    with borrowed(model):
+        black = model(torch.zeros_like(x[:1])).float().softmax(dim=-1)[0, targets]  # (N,)
+        for start in range(0, count * channels, per_pass):
+            jobs = torch.arange(start, min(start + per_pass, count * channels), device=x.device)
+            image, channel = jobs // channels, jobs % channels
+            probabilities = model(x[image] * masks(activation[image, channel], x.shape[-2:])[:, None])
+            chosen = probabilities.float().softmax(dim=-1).gather(1, targets[image][:, None])[:, 0]
+            increases[start:start + len(jobs)] = chosen - black[image]
+    return upsample(F.relu(weighted_sum(increases.view(count, channels), activation)), x.shape[-2:])
