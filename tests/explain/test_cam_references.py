@@ -351,3 +351,23 @@ def test_registered_with_units_references_and_the_many_pass_methods_slow(method)
     assert entry.layer and entry.units and entry.reference.startswith("pytorch-grad-cam")
     assert entry.slow == (method in ("scorecam", "ablation-cam"))
     assert entry.gradients == (method not in ("eigencam", "scorecam", "ablation-cam"))
+
+
+@pytest.mark.parametrize("method", ["scorecam", "ablation-cam"])
+def test_channels_that_cannot_change_the_score_are_not_run(method):
+    """Score-CAM's constant channels mask the image to black, Ablation-CAM's zero channels ablate nothing:
+    both weights are 0 by definition, so only the other channels take forward passes."""
+    model, x = tiny()
+    with torch.no_grad():
+        model.conv2.bias[:10] = -100.0  # relu2's channels 0-9 are 0 everywhere
+    targets = model(x).argmax(dim=1)
+    sizes = []
+    handle = model.fc.register_forward_pre_hook(lambda module, inputs: sizes.append(inputs[0].shape[0]))
+    try:
+        maps = explain.METHODS[method](model, x, targets, layer="relu2")
+    finally:
+        handle.remove()
+    extra = len(x) + 1 + (1 if method == "scorecam" else 0)  # the intact batch, the size probe, the black image
+    assert sum(sizes) - extra == 6 * len(x)
+    if method == "ablation-cam":
+        assert close(maps, ablated_reference(model, "relu2", x, targets))

@@ -35,13 +35,15 @@ def ablation_cam(model: nn.Module, images: torch.Tensor, target: Target = None, 
     count, channels = activation.shape[:2]
     per_pass = copies_per_pass(budget_mb, bytes_per_copy(model, x[:1]))
     scores = step.logits.float().gather(1, targets[:, None])[:, 0]
-    drops = torch.empty(count, channels, device=x.device)
+    drops = torch.zeros(count, channels, device=x.device)
     ablated = [None]
     with borrowed(model), Hooks() as hooks:
         hooks.add(step.module, lambda module, inputs, output: ablated[0])
         for n in range(count):
-            for start in range(0, channels, per_pass):
-                chunk = torch.arange(start, min(start + per_pass, channels), device=x.device)
+            # Zeroing a channel that is zero already changes nothing: its drop is 0 and it is not run.
+            live = activation[n].flatten(1).ne(0).any(dim=1).nonzero()[:, 0]
+            for start in range(0, len(live), per_pass):
+                chunk = live[start:start + per_pass]
                 copies = activation[n].repeat(len(chunk), 1, 1, 1)
                 copies[torch.arange(len(chunk)), chunk] = 0
                 ablated[0] = copies

@@ -37,13 +37,16 @@ def scorecam(model: nn.Module, images: torch.Tensor, target: Target = None, laye
     x, activation, targets = step.x, step.activation, step.targets
     count, channels = activation.shape[:2]
     per_pass = copies_per_pass(budget_mb, bytes_per_copy(model, x[:1]))
-    increases = torch.empty(count * channels, device=x.device)
+    # A constant channel masks the whole image to black: its increase is 0 by definition, so it is not run.
+    flat = activation.flatten(2)
+    jobs = (flat.amax(dim=2) > flat.amin(dim=2)).flatten().nonzero()[:, 0]  # (image * channels + channel)
+    increases = torch.zeros(count * channels, device=x.device)
     with borrowed(model):
         black = model(torch.zeros_like(x[:1])).float().softmax(dim=-1)[0, targets]  # (N,)
-        for start in range(0, count * channels, per_pass):
-            jobs = torch.arange(start, min(start + per_pass, count * channels), device=x.device)
-            image, channel = jobs // channels, jobs % channels
+        for start in range(0, len(jobs), per_pass):
+            chunk = jobs[start:start + per_pass]
+            image, channel = chunk // channels, chunk % channels
             probabilities = model(x[image] * masks(activation[image, channel], x.shape[-2:])[:, None])
             chosen = probabilities.float().softmax(dim=-1).gather(1, targets[image][:, None])[:, 0]
-            increases[start:start + len(jobs)] = chosen - black[image]
+            increases[chunk] = chosen - black[image]
     return upsample(F.relu(weighted_sum(increases.view(count, channels), activation)), x.shape[-2:])
