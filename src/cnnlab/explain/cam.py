@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from cnnlab.errors import ModelError
 from cnnlab.explain.base import Target, as_batch, borrowed, find_layer, target_scores, targets_for, upsample
 from cnnlab.explain.hooks import Hooks, relu_rule
+from cnnlab.explain.methods.occlusion import default_batch
 from cnnlab.explain.registry import Option
 
 BUDGET_MB = 512.0
@@ -95,6 +96,9 @@ def bytes_per_copy(model: nn.Module, image: torch.Tensor) -> int:
     return image.numel() * image.element_size() + 2 * largest[0]
 
 
-def copies_per_pass(budget_mb: float, copy_bytes: int) -> int:
-    """How many copies of `copy_bytes` one forward pass may take within `budget_mb` (at least one)."""
-    return max(1, int(budget_mb * 2**20 // copy_bytes))
+def copies_per_pass(budget_mb: float, model: nn.Module, x: torch.Tensor) -> int:
+    """Copies of an image of `x` one forward pass takes: enough to keep every thread busy (as occlusion's
+    passes; on a CPU a few hundred small copies a pass run slower than a few dozen), never more than fit in
+    `budget_mb`, at least one."""
+    fit = int(budget_mb * 2**20 // bytes_per_copy(model, x[:1]))
+    return max(1, min(fit, default_batch(x[0].numel(), x.device)))

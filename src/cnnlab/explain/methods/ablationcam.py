@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.explain.base import Target, borrowed, upsample
-from cnnlab.explain.cam import BUDGET, BUDGET_MB, bytes_per_copy, copies_per_pass, layer_pass, weighted_sum
+from cnnlab.explain.cam import BUDGET, BUDGET_MB, copies_per_pass, layer_pass, weighted_sum
 from cnnlab.explain.hooks import Hooks
 from cnnlab.explain.registry import register_method
 
@@ -33,7 +33,7 @@ def ablation_cam(model: nn.Module, images: torch.Tensor, target: Target = None, 
     step = layer_pass(model, images, target, layer, gradient=False)
     x, activation, targets = step.x, step.activation, step.targets
     count, channels = activation.shape[:2]
-    per_pass = copies_per_pass(budget_mb, bytes_per_copy(model, x[:1]))
+    per_pass = copies_per_pass(budget_mb, model, x)
     scores = step.logits.float().gather(1, targets[:, None])[:, 0]
     drops = torch.zeros(count, channels, device=x.device)
     ablated = [None]

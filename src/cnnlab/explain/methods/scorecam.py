@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.explain.base import Target, borrowed, upsample
-from cnnlab.explain.cam import BUDGET, BUDGET_MB, bytes_per_copy, copies_per_pass, layer_pass, weighted_sum
+from cnnlab.explain.cam import BUDGET, BUDGET_MB, copies_per_pass, layer_pass, weighted_sum
 from cnnlab.explain.registry import register_method
 
 
@@ -36,7 +36,7 @@ def scorecam(model: nn.Module, images: torch.Tensor, target: Target = None, laye
     step = layer_pass(model, images, target, layer, gradient=False)
     x, activation, targets = step.x, step.activation, step.targets
     count, channels = activation.shape[:2]
-    per_pass = copies_per_pass(budget_mb, bytes_per_copy(model, x[:1]))
+    per_pass = copies_per_pass(budget_mb, model, x)
     # A constant channel masks the whole image to black: its increase is 0 by definition, so it is not run.
     flat = activation.flatten(2)
     jobs = (flat.amax(dim=2) > flat.amin(dim=2)).flatten().nonzero()[:, 0]  # (image * channels + channel)
