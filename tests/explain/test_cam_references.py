@@ -12,10 +12,11 @@ Where they differ, the test checks the documented relation:
 - Eigen-CAM: cnnlab = ReLU(s * projection), pytorch-grad-cam = ReLU(projection),
   s = +-1 the sign that makes the projection rise with the channels' summed
   activation (pytorch-grad-cam keeps the SVD's arbitrary sign).
-- Score-CAM: cnnlab's weights are p_c(X * M_k) - p_c(black); pytorch-grad-cam's
-  are softmax over channels of the logits y_c(X * M_k), with masks upsampled
-  with align_corners=True. Given cnnlab's upsampling and a probability target,
-  pytorch-grad-cam's masked scores s_k give cnnlab's map as ReLU(sum_k (s_k - p_c(black)) A^k).
+- Score-CAM: cnnlab's weights are p_c(X * M_k) (0 for a constant channel, as in
+  the authors' code); pytorch-grad-cam's are softmax over channels of the logits
+  y_c(X * M_k), with masks upsampled with align_corners=True. Given cnnlab's
+  upsampling and a probability target, pytorch-grad-cam's masked scores s_k give
+  cnnlab's map as ReLU(sum_k s_k A^k) over the channels that are not constant.
 - Ablation-CAM: cnnlab's weights are the logit drops y_c - y_c^k; pytorch-grad-cam's
   are (y_c - y_c^k) / y_c, so on a layer whose output has minimum 0 (where it ablates to 0,
   as cnnlab does) cnnlab = y_c * pytorch-grad-cam when y_c > 0.
@@ -203,7 +204,7 @@ class ProbabilityTarget:
 
 
 @pytest.mark.parametrize("model_name", MODELS)
-def test_scorecam_weights_are_increases_of_pytorch_grad_cams_masked_probabilities(model_name, monkeypatch):
+def test_scorecam_weights_are_pytorch_grad_cams_masked_probabilities(model_name, monkeypatch):
     model, x = MODELS[model_name]()
     x = x[:2] if model_name == "tiny" else x[:1]
     layer = SIGNED_LAYER[model_name]
@@ -221,10 +222,10 @@ def test_scorecam_weights_are_increases_of_pytorch_grad_cams_masked_probabilitie
         cam.get_cam_weights(x, module, recorders, activation.numpy(), None)
     finally:
         cam.activations_and_grads.release()
-    with torch.no_grad():
-        black = model(torch.zeros_like(x[:1])).softmax(dim=-1)[0, targets]
-    increases = torch.tensor([r.scores for r in recorders]) - black[:, None]  # (N, K)
-    reference = upsampled((increases[:, :, None, None] * activation).sum(dim=1).relu(), x)
+    flat = activation.flatten(2)
+    constant = flat.amax(dim=2) == flat.amin(dim=2)  # pytorch-grad-cam scores the black image for these
+    weights = torch.tensor([r.scores for r in recorders]).masked_fill(constant, 0)  # (N, K)
+    reference = upsampled((weights[:, :, None, None] * activation).sum(dim=1).relu(), x)
     ours = explain.scorecam(model, x, targets, layer=layer)
     assert reference.amax() > 0
     assert close(ours, reference, rtol=1e-3)
@@ -360,8 +361,8 @@ def test_registered_with_units_references_and_the_many_pass_methods_slow(method)
 
 @pytest.mark.parametrize("method", ["scorecam", "ablation-cam"])
 def test_channels_that_cannot_change_the_score_are_not_run(method):
-    """Score-CAM's constant channels mask the image to black, Ablation-CAM's zero channels ablate nothing:
-    both weights are 0 by definition, so only the other channels take forward passes."""
+    """Score-CAM's constant channels give no mask, Ablation-CAM's zero channels ablate nothing: both weights
+    are 0 by definition, so only the other channels take forward passes."""
     model, x = tiny()
     with torch.no_grad():
         model.conv2.bias[:10] = -100.0  # relu2's channels 0-9 are 0 everywhere
@@ -372,7 +373,7 @@ def test_channels_that_cannot_change_the_score_are_not_run(method):
         maps = explain.METHODS[method](model, x, targets, layer="relu2")
     finally:
         handle.remove()
-    extra = len(x) + 1 + (1 if method == "scorecam" else 0)  # the intact batch, the size probe, the black image
+    extra = len(x) + 1  # the intact batch and the size probe
     relu2 = {}
     handle = model.relu2.register_forward_hook(lambda module, inputs, output: relu2.setdefault("value", output))
     with torch.no_grad():
