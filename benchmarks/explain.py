@@ -1,4 +1,4 @@
-"""Explanation speed against captum, pytorch-grad-cam and the model's own bare passes, measured in one run.
+"""Explanation speed against captum, pytorch-grad-cam, torchcam and the model's own bare passes, in one run.
 
 For each model and batch size every contender runs once per round, in a
 shuffled order, for several rounds; the table shows median seconds per call
@@ -8,6 +8,11 @@ the graph cut at the layer); forward + backward to the input (parameters frozen)
 
     .venv/bin/python benchmarks/explain.py                 # the README table
     .venv/bin/python benchmarks/explain.py --quick         # a smoke run
+
+The CAM family's peers are pytorch-grad-cam's and torchcam's methods of the same name, each
+constructed and released within its call (hooks left on the model would tax every other
+contender). Score-CAM and Ablation-CAM take one pass per channel of the layer, so their floor is
+that many forward passes, and they run as many rounds as occlusion.
 
 Peers that hook ReLU modules (captum's GuidedBackprop, Deconvolution,
 GuidedGradCam) get an out-of-place copy of ResNet, which they need; on
@@ -236,7 +241,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--patch", type=int, default=56, help="occlusion patch and stride")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--occlusion-rounds", type=int, default=3, help="rounds for occlusion, Score-CAM and Ablation-CAM")
+    parser.add_argument("--occlusion-rounds", type=int, default=3,
+                        help="rounds for occlusion, Score-CAM and Ablation-CAM")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="64x64 inputs, 2 rounds: a smoke run")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -251,7 +257,8 @@ def main() -> None:
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size}x{args.size}, "
           f"occlusion patch = stride = {args.patch}; {args.clock} clock, medians of {args.rounds} rounds "
-          f"({args.occlusion_rounds} for occlusion, Score-CAM and Ablation-CAM); load average {os.getloadavg()[0]:.1f}\n")
+          f"({args.occlusion_rounds} for occlusion, Score-CAM and Ablation-CAM); "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     for model_name in args.models.split(","):
         model, layer = build(model_name)
         for batch in map(int, args.batches.split(",")):

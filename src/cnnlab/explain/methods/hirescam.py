@@ -19,7 +19,8 @@ def elementwise(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tenso
 
 
 @register_method("hirescam", "HiRes-CAM: ReLU of gradient times activation summed over channels "
-                 "(Draelos & Carin)", units="HiRes-CAM (logit units)", layer=True, reference="pytorch-grad-cam HiResCAM")
+                 "(Draelos & Carin)", units="HiRes-CAM (logit units)", layer=True,
+                 reference="pytorch-grad-cam HiResCAM")
 def hirescam(model: nn.Module, images: torch.Tensor, target: Target = None, layer: str | None = None) -> torch.Tensor:
     """HiRes-CAM maps, (N, H, W), for `layer` (default: `find_layer`'s)."""
     return class_activation_map(model, images, target, layer, elementwise)
