@@ -1,4 +1,4 @@
-"""Explanation speed against captum, pytorch-grad-cam and the model's own bare passes, measured in one run.
+"""Explanation speed against captum, pytorch-grad-cam, torchcam and the model's own bare passes, in one run.
 
 For each model and batch size every contender runs once per round, in a
 shuffled order, for several rounds; the table shows median seconds per call
@@ -8,6 +8,11 @@ the graph cut at the layer); forward + backward to the input (parameters frozen)
 
     .venv/bin/python benchmarks/explain.py                 # the README table
     .venv/bin/python benchmarks/explain.py --quick         # a smoke run
+
+The CAM family's peers are pytorch-grad-cam's and torchcam's methods of the same name, each
+constructed and released within its call (hooks left on the model would tax every other
+contender). Score-CAM and Ablation-CAM take one pass per channel of the layer, so their floor is
+that many forward passes, and they run as many rounds as occlusion.
 
 Peers that hook ReLU modules (captum's GuidedBackprop, Deconvolution,
 GuidedGradCam) get an out-of-place copy of ResNet, which they need; on
@@ -58,14 +63,16 @@ def contenders(model: nn.Module, layer_name: str, x: torch.Tensor, target: torch
     """name -> (method, callable): our methods, their peers, and the floors."""
     from captum.attr import (Deconvolution, GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam,
                              Occlusion, Saliency)
-    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam import (AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM,
+                                  XGradCAM)
+    from torchcam.methods import GradCAMpp, ScoreCAM as TorchcamScoreCAM, XGradCAM as TorchcamXGradCAM
+    from torchcam.methods import LayerCAM as TorchcamLayerCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     twin = out_of_place(model)
     layer = find_layer(model, layer_name)[1]
     twin_layer = find_layer(twin, layer_name)[1]
     size = x.shape[-2:]
-    pgc = GradCAM(model=model, target_layers=[layer])
     pgc_targets = [ClassifierOutputTarget(int(t)) for t in target]
     softmax_model = lambda z: model(z).softmax(dim=-1)  # noqa: E731
 
@@ -106,6 +113,22 @@ def contenders(model: nn.Module, layer_name: str, x: torch.Tensor, target: torch
                                                    perturbations_per_eval=per_eval)
         return run
 
+    def grad_cam_peer(cam_class, **options):
+        """A pytorch-grad-cam method, its hooks placed and removed within the call as cnnlab's are."""
+        def run():
+            with cam_class(model=model, target_layers=[layer], **options) as cam:
+                return cam(input_tensor=x, targets=pgc_targets)
+        return run
+
+    def torchcam(cam_class, **options):
+        def run():
+            with cam_class(model, target_layer=layer, **options) as extractor:
+                with torch.no_grad() if cam_class is TorchcamScoreCAM else torch.enable_grad():
+                    scores = model(x)
+                cams = extractor(class_idx=target.tolist(), scores=scores)
+            return LayerAttribution.interpolate(cams[0][:, None], size, interpolate_mode="bilinear")
+        return run
+
     grad_input = lambda a: a.clone().requires_grad_()  # noqa: E731
     table = {
         "floor: forward": ("floor", forward),
@@ -119,7 +142,7 @@ def contenders(model: nn.Module, layer_name: str, x: torch.Tensor, target: torch
         "captum Deconvolution": ("rectified", lambda: Deconvolution(twin).attribute(grad_input(x), target=target)),
         "cnnlab gradcam": ("gradcam", lambda: explain.gradcam(model, x, target, layer=layer_name)),
         "captum LayerGradCam": ("gradcam", captum_gradcam),
-        "pytorch-grad-cam GradCAM": ("gradcam", lambda: pgc(input_tensor=x, targets=pgc_targets)),
+        "pytorch-grad-cam GradCAM": ("gradcam", grad_cam_peer(GradCAM)),
         "cnnlab gradcam-guided": ("gradcam-guided", lambda: explain.gradcam_guided(model, x, target, layer_name)),
         "cnnlab guided-gradcam": ("guided-gradcam", lambda: explain.guided_gradcam(model, x, target, layer_name)),
         "captum GuidedGradCam": ("guided-gradcam", lambda: GuidedGradCam(twin, twin_layer).attribute(
@@ -129,6 +152,24 @@ def contenders(model: nn.Module, layer_name: str, x: torch.Tensor, target: torch
         "captum Occlusion, 4 per pass": ("occlusion", captum_occlusion(4)),
         "captum Occlusion, 16 per pass": ("occlusion", captum_occlusion(16)),
         "loop, one copy per pass": ("occlusion", occlusion_loop),
+        "cnnlab gradcam++": ("gradcam++", lambda: explain.METHODS["gradcam++"](model, x, target, layer=layer_name)),
+        "pytorch-grad-cam GradCAMPlusPlus": ("gradcam++", grad_cam_peer(GradCAMPlusPlus)),
+        "torchcam GradCAMpp": ("gradcam++", torchcam(GradCAMpp)),
+        "cnnlab xgradcam": ("xgradcam", lambda: explain.xgradcam(model, x, target, layer=layer_name)),
+        "pytorch-grad-cam XGradCAM": ("xgradcam", grad_cam_peer(XGradCAM)),
+        "torchcam XGradCAM": ("xgradcam", torchcam(TorchcamXGradCAM)),
+        "cnnlab hirescam": ("hirescam", lambda: explain.hirescam(model, x, target, layer=layer_name)),
+        "pytorch-grad-cam HiResCAM": ("hirescam", grad_cam_peer(HiResCAM)),
+        "cnnlab layercam": ("layercam", lambda: explain.layercam(model, x, target, layer=layer_name)),
+        "pytorch-grad-cam LayerCAM": ("layercam", grad_cam_peer(LayerCAM)),
+        "torchcam LayerCAM": ("layercam", torchcam(TorchcamLayerCAM)),
+        "cnnlab eigencam": ("eigencam", lambda: explain.eigencam(model, x, target, layer=layer_name)),
+        "pytorch-grad-cam EigenCAM": ("eigencam", grad_cam_peer(EigenCAM)),
+        "cnnlab scorecam": ("scorecam", lambda: explain.scorecam(model, x, target, layer=layer_name)),
+        "pytorch-grad-cam ScoreCAM": ("scorecam", grad_cam_peer(ScoreCAM)),
+        "torchcam ScoreCAM": ("scorecam", torchcam(TorchcamScoreCAM)),
+        "cnnlab ablation-cam": ("ablation-cam", lambda: explain.ablation_cam(model, x, target, layer=layer_name)),
+        "pytorch-grad-cam AblationCAM": ("ablation-cam", grad_cam_peer(AblationCAM)),
     }
     table.update(attribution_contenders(model, x, target))
     return table
@@ -185,7 +226,7 @@ def measure(table: dict, rounds: int, occlusion_rounds: int, clock, seed: int = 
         shuffle.shuffle(order)
         for name in order:
             method, fn = table[name]
-            if method == "occlusion" and round_ >= occlusion_rounds:
+            if method in MANY_PASSES and round_ >= occlusion_rounds:
                 continue
             start = clock()
             fn()
@@ -196,12 +237,17 @@ def measure(table: dict, rounds: int, occlusion_rounds: int, clock, seed: int = 
 FLOOR = {"saliency": "floor: forward + backward to input", "guided": "floor: forward + backward to input",
          "rectified": "floor: forward + backward to input", "guided-gradcam": "floor: forward + backward to input",
          "gradcam": "floor: forward + backward to layer", "gradcam-guided": "floor: forward + backward to layer",
-         "occlusion": "floor: forward", "integrated-gradients": "floor: forward + backward to input",
+         "occlusion": "floor: forward", "gradcam++": "floor: forward + backward to layer",
+         "xgradcam": "floor: forward + backward to layer", "hirescam": "floor: forward + backward to layer",
+         "layercam": "floor: forward + backward to layer", "eigencam": "floor: forward", "scorecam": "floor: forward",
+         "ablation-cam": "floor: forward", "integrated-gradients": "floor: forward + backward to input",
          "smoothgrad": "floor: forward + backward to input", "input-x-gradient": "floor: forward + backward to input"}
-PASSES = {"integrated-gradients": STEPS, "smoothgrad": SAMPLES}  # floor passes per call, besides occlusion's
+# Methods that run many forward passes of the batch's size: occlusion one per patch position, Score-CAM one per
+# channel of the layer (masked copies), Ablation-CAM one per channel (ablated copies); each plus the intact batch.
+MANY_PASSES = ("occlusion", "scorecam", "ablation-cam")
 
 
-def ratios(table: dict, seconds: dict[str, float], positions: int) -> list[dict]:
+def ratios(table: dict, seconds: dict[str, float], passes_of: dict[str, int]) -> list[dict]:
     """One row per cnnlab method: its time, the fastest peer, and the ratios."""
     rows = []
     for name, (method, _) in table.items():
@@ -209,8 +255,7 @@ def ratios(table: dict, seconds: dict[str, float], positions: int) -> list[dict]
             continue
         peers = {n: seconds[n] for n, (m, _) in table.items() if m == method and not n.startswith(("cnnlab", "floor"))}
         best = min(peers, key=peers.get) if peers else None
-        # occlusion: every position, and the intact image; integrated gradients and SmoothGrad: every step or sample
-        passes = positions + 1 if method == "occlusion" else PASSES.get(method, 1)
+        passes = passes_of.get(method, 1)
         floor = seconds[FLOOR[method]] * passes
         rows.append({"method": method, "seconds": seconds[name], "fastest_peer": best,
                      "peer_seconds": peers.get(best), "vs_fastest_peer": seconds[name] / peers[best] if best else None,
@@ -239,7 +284,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--patch", type=int, default=56, help="occlusion patch and stride")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--occlusion-rounds", type=int, default=3)
+    parser.add_argument("--occlusion-rounds", type=int, default=3,
+                        help="rounds for occlusion, Score-CAM and Ablation-CAM")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="64x64 inputs, 2 rounds: a smoke run")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -254,7 +300,8 @@ def main() -> None:
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size}x{args.size}, "
           f"occlusion patch = stride = {args.patch}; {args.clock} clock, medians of {args.rounds} rounds "
-          f"({args.occlusion_rounds} for occlusion); load average {os.getloadavg()[0]:.1f}\n")
+          f"({args.occlusion_rounds} for occlusion, Score-CAM and Ablation-CAM); "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     for model_name in args.models.split(","):
         model, layer = build(model_name)
         for batch in map(int, args.batches.split(",")):
@@ -263,8 +310,10 @@ def main() -> None:
                 target = model(x).argmax(dim=-1)
             table = contenders(model, layer, x, target, args.patch)
             seconds = measure(table, args.rounds, args.occlusion_rounds, clock)
-            positions = (args.size // args.patch) ** 2
-            rows = ratios(table, seconds, positions)
+            channels = find_layer(model, layer)[1].out_channels
+            passes = {"occlusion": (args.size // args.patch) ** 2 + 1, "scorecam": channels + 1,
+                      "ablation-cam": channels + 1, "integrated-gradients": STEPS, "smoothgrad": SAMPLES}
+            rows = ratios(table, seconds, passes)
             results.append({"model": model_name, "batch": batch, "seconds": seconds, "rows": rows})
             print(f"## {model_name}, batch {batch}")
             print("| contender | median ms |")

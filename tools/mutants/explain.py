@@ -7,8 +7,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mutate import Mutant  # noqa: E402
 
 MUTANTS = [
-    Mutant("src/cnnlab/explain/methods/gradcam.py", "return F.relu((weights * activation.detach()).sum(dim=1))",
-           "return (weights * activation.detach()).sum(dim=1)",
+    Mutant("src/cnnlab/explain/cam.py", "return upsample(F.relu(combine(step.activation, step.gradient)),",
+           "return upsample((combine(step.activation, step.gradient)),",
            "tests/explain/test_references.py", "Grad-CAM keeps only positive evidence (its ReLU)"),
     Mutant("src/cnnlab/explain/hooks.py", "grad.clamp_(min=0)  # in place", "grad  # in place",
            "tests/explain/test_references.py", "guided backprop passes only positive gradients"),

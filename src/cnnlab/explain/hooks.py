@@ -2,7 +2,9 @@
 
 - `Hooks` owns forward hooks that capture a layer's output as a fresh leaf
   tensor, so a backward pass can stop there (Grad-CAM, feature maps);
-  `release()` removes them, and it works as a context manager.
+  `release()` removes them, and it works as a context manager; `add` places
+  any other forward hook under the same ownership (Ablation-CAM's ablated
+  channels, a pass's largest output).
 - `relu_rule(rule)` is a context for the forward pass: a torch-function mode
   that swaps the backward rule of every ReLU-family activation the pass
   calls, however it is called: ``nn.ReLU`` (in place or not), ``nn.ReLU6``,
@@ -143,6 +145,11 @@ class Hooks:
         capture = Capture(cut)
         self._handles.append(module.register_forward_hook(capture.hook))
         return capture
+
+    def add(self, module: nn.Module, hook) -> None:
+        """Call ``hook(module, inputs, output)`` after every forward pass of `module`; a tensor it returns
+        replaces the output."""
+        self._handles.append(module.register_forward_hook(hook))
 
     def release(self) -> None:
         while self._handles:

@@ -10,30 +10,18 @@ backprop times Grad-CAM, from one forward pass.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from cnnlab.errors import ModelError
 from cnnlab.explain.base import Target, as_batch, borrowed, find_layer, target_scores, targets_for, upsample
+from cnnlab.explain.cam import class_activation_map, layer_output, weighted_sum
 from cnnlab.explain.hooks import Hooks, relu_rule
 from cnnlab.explain.registry import register_method
 
 
-def class_activation(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """ReLU of the activation channels weighted by their mean gradients, (N, h, w)."""
-    weights = gradient.mean(dim=(2, 3), keepdim=True)
-    return F.relu((weights * activation.detach()).sum(dim=1))
-
-
-def _layer_output(capture, name: str) -> torch.Tensor:
-    if capture.value is None or capture.value.dim() != 4:
-        shape = None if capture.value is None else tuple(capture.value.shape)
-        raise ModelError(f"Grad-CAM needs a layer with a (N, C, H, W) output; {name!r} gave {shape}. "
-                         f"Name a convolutional layer.")
-    return capture.value
+def mean_gradient(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """The activation channels weighted by their mean gradients, (N, h, w) (before the ReLU)."""
+    return weighted_sum(gradient.mean(dim=(2, 3)), activation)
 
 
 @register_method("gradcam", "Grad-CAM: ReLU of the layer's channels weighted by their mean gradients "
@@ -41,16 +29,8 @@ def _layer_output(capture, name: str) -> torch.Tensor:
                  reference="captum LayerGradCam, pytorch-grad-cam GradCAM")
 def gradcam(model: nn.Module, images: torch.Tensor, target: Target = None, layer: str | None = None,
             rule: str | None = None) -> torch.Tensor:
-    """Grad-CAM maps, (N, H, W), for `layer` (default: the last convolutional layer)."""
-    x = as_batch(images, model)
-    name, module = find_layer(model, layer, x)
-    with borrowed(model), Hooks() as hooks:
-        capture = hooks.capture(module)
-        with relu_rule(rule) if rule else nullcontext():
-            logits = model(x)
-        activation = _layer_output(capture, name)
-        (gradient,) = torch.autograd.grad(target_scores(logits, targets_for(logits, target)), activation)
-    return upsample(class_activation(activation, gradient), x.shape[-2:])
+    """Grad-CAM maps, (N, H, W), for `layer` (default: the last spatial feature map after its activation)."""
+    return class_activation_map(model, images, target, layer, mean_gradient, rule=rule)
 
 
 @register_method("gradcam-guided", "Grad-CAM with guided-backprop gradients from the logit to the layer "
@@ -80,10 +60,10 @@ def guided_gradcam(model: nn.Module, images: torch.Tensor, target: Target = None
         capture = hooks.capture(module, cut=False)
         with relu_rule(None) as rule:
             logits = model(x)
-        activation = _layer_output(capture, name)
+        activation = layer_output(capture, name)
         score = target_scores(logits, targets_for(logits, target))
         (layer_gradient,) = torch.autograd.grad(score, activation, retain_graph=True)
         rule.rule = "guided"
         (input_gradient,) = torch.autograd.grad(score, x)
-    cam = upsample(class_activation(activation, layer_gradient), x.shape[-2:])
+    cam = upsample(mean_gradient(activation.detach(), layer_gradient).relu(), x.shape[-2:])
     return input_gradient.abs().amax(dim=1) * cam

@@ -1,0 +1,76 @@
+"""Deliberate bugs in the CAM family (cam.py and its methods); each must make a test fail (see tools/mutate.py)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mutate import Mutant  # noqa: E402
+
+REFERENCES = "tests/explain/test_cam_references.py"
+CAM = "src/cnnlab/explain/cam.py"
+METHODS = "src/cnnlab/explain/methods/"
+
+MUTANTS = [
+    Mutant(CAM, "targets = targets_for(logits, target)", "targets = targets_for(logits, None)",
+           f"{REFERENCES} -k target", "every CAM explains the target it is given"),
+    Mutant(CAM, "return (weights[:, :, None, None] * activation).sum(dim=1)",
+           "return (weights[:, :, None, None] * activation).mean(dim=1)", REFERENCES,
+           "a CAM sums the weighted channels (the raw maps keep the reference's scale)"),
+    Mutant(CAM, "return image.numel() * image.element_size() + 2 * largest[0]",
+           "return image.numel() * image.element_size() + largest[0]", REFERENCES,
+           "a copy's cost counts a layer's input and output alive together"),
+    Mutant(CAM, "fit = int(budget_mb * 2**20 //", "fit = int(BUDGET_MB * 2**20 //", f"{REFERENCES} -k budget",
+           "the memory budget bounds every pass"),
+    Mutant(CAM, "return max(1, min(fit, default_batch(x[0].numel(), x.device)))", "return max(1, fit)",
+           f"{REFERENCES} -k budget", "within the budget, passes are no larger than keeps the threads busy"),
+    Mutant("src/cnnlab/explain/hooks.py", "        self._handles.append(module.register_forward_hook(hook))",
+           "        module.register_forward_hook(hook)", "tests/explain/test_contract.py -k ablation",
+           "hooks added for a pass are removed with the others"),
+    Mutant("src/cnnlab/explain/registry.py", "        if not _Registry._loaded:", "        if not _METHODS:",
+           REFERENCES, "every method module registers, even when some were imported first"),
+    Mutant(METHODS + "gradcam_plusplus.py", "denominator = 2 * squared +", "denominator = squared +", REFERENCES,
+           "Grad-CAM++'s alpha has 2 g^2 in its denominator"),
+    Mutant(METHODS + "gradcam_plusplus.py", "(alpha * gradient.relu()).sum", "(alpha * gradient).sum", REFERENCES,
+           "Grad-CAM++ weighs only positive gradients"),
+    Mutant(METHODS + "xgradcam.py", "(gradient * activation).sum(dim=(2, 3)) / total.where(total != 0, 1)",
+           "(gradient * activation).sum(dim=(2, 3))", REFERENCES,
+           "XGrad-CAM normalises by each channel's summed activation"),
+    Mutant(METHODS + "hirescam.py", "return (gradient * activation).sum(dim=1)",
+           "return (gradient.mean(dim=(2, 3), keepdim=True) * activation).sum(dim=1)", REFERENCES,
+           "HiRes-CAM keeps each location's own gradient (it is not Grad-CAM)"),
+    Mutant(METHODS + "layercam.py", "return (gradient.relu() * activation).sum(dim=1)",
+           "return (gradient * activation).sum(dim=1)", REFERENCES, "LayerCAM weighs by positive gradients only"),
+    Mutant(METHODS + "eigencam.py", "return (sign * projection).view(", "return (projection).view(", REFERENCES,
+           "Eigen-CAM's sign follows the summed activation"),
+    Mutant(METHODS + "eigencam.py", "centred = locations - locations.mean(dim=1, keepdim=True)",
+           "centred = locations", REFERENCES, "Eigen-CAM centres each channel before the SVD"),
+    Mutant(METHODS + "scorecam.py", "probabilities = model(x[image] * masks(",
+           "probabilities = model(x[image] + masks(",
+           REFERENCES, "Score-CAM's masks multiply the image"),
+    Mutant(METHODS + "scorecam.py", "weights[chunk] = probabilities.float().softmax(dim=-1).gather(",
+           "weights[chunk] = probabilities.float().gather(", REFERENCES, "Score-CAM scores the softmax, not the logit"),
+    Mutant(METHODS + "scorecam.py", "return (upsampled - low) / (high - low + 1e-8)", "return upsampled",
+           REFERENCES, "Score-CAM's masks are min-max scaled to [0, 1]"),
+    Mutant(METHODS + "scorecam.py", "image, channel = chunk // channels, chunk % channels",
+           "image, channel = chunk % count, chunk // count", REFERENCES,
+           "copies of different images sharing a pass are each scored for their own image"),
+    Mutant(METHODS + "scorecam.py", "(flat.amax(dim=2) > flat.amin(dim=2))", "(flat.amax(dim=2) >= flat.amin(dim=2))",
+           f"{REFERENCES} -k not_run", "constant channels take no forward pass (and weigh 0)"),
+    Mutant(METHODS + "scorecam.py", "per_pass = copies_per_pass(budget_mb,", "per_pass = copies_per_pass(1e6,",
+           f"{REFERENCES} -k budget", "Score-CAM follows its budget_mb"),
+    Mutant(METHODS + "ablationcam.py", "copies[torch.arange(len(chunk)), chunk] = 0",
+           "copies[torch.arange(len(chunk)), chunk] *= 0.5", REFERENCES, "Ablation-CAM sets the channel to zero"),
+    Mutant(METHODS + "ablationcam.py", "drops[n, chunk] = scores[n] - logits.float()[:, targets[n]]",
+           "drops[n, chunk] = logits.float()[:, targets[n]] - scores[n]", REFERENCES,
+           "Ablation-CAM's weight is the drop in the logit"),
+    Mutant(METHODS + "ablationcam.py", "    except RuntimeError:\n        pass",
+           "    except RuntimeError:\n        raise", REFERENCES,
+           "a model that cannot broadcast a batch of one past the layer runs the image repeated"),
+    Mutant(METHODS + "ablationcam.py", "live = activation[n].flatten(1).ne(0).any(dim=1)",
+           "live = activation[n].flatten(1).ge(0).any(dim=1)", f"{REFERENCES} -k not_run",
+           "channels that are zero already take no forward pass"),
+    Mutant(METHODS + "ablationcam.py", "per_pass = copies_per_pass(budget_mb,", "per_pass = copies_per_pass(1e6,",
+           f"{REFERENCES} -k budget", "Ablation-CAM follows its budget_mb"),
+    Mutant(METHODS + "scorecam.py", "gradients=False, slow=True, options=BUDGET", "gradients=False, options=BUDGET",
+           f"{REFERENCES} -k registered", "Score-CAM is registered as slow (one pass per channel)"),
+]
