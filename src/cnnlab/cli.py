@@ -158,10 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.set_defaults(handler=_evaluate)
 
-    p = command("predict", "top-k classes for image files")
+    p = command("predict", "top-k classes for image files and folders")
     p.add_argument("run_dir", help="run directory or pretrained:NAME")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", metavar="PATH", help="image files, or folders walked recursively for images")
     p.add_argument("--top-k", type=int, default=5, help="classes shown per image (default: 5)")
+    p.add_argument("--format", default="table", help="table, csv or json (default: table)")
+    p.add_argument("--out", default=None, metavar="FILE", help="write there instead of printing (default: stdout)")
+    p.add_argument("--batch", type=int, default=64, help="images read and run together (default: 64)")
     _add_device(p)
     p.set_defaults(handler=_predict)
 
@@ -247,7 +250,8 @@ def _evaluate(args) -> None:
 def _predict(args) -> None:
     from cnnlab.train.api import predict_files
 
-    predict_files(args.run_dir, args.images, top_k=args.top_k, device=args.device)
+    predict_files(args.run_dir, args.images, top_k=args.top_k, device=args.device, batch=args.batch,
+                  format=args.format, out=args.out)
 
 
 def _summary(args) -> None:
