@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.set_defaults(handler=_serve)
 
+    _add_habit_commands(command)
+
     p = command("models", "list registered models and backbones")
     p.set_defaults(handler=_models)
     p = command("datasets", "list data specs")
@@ -290,6 +292,25 @@ def _datasets(args) -> None:
 
     for name, description in list_datasets().items():
         print(f"{name:<16} {description}")
+
+
+def _add_habit_commands(command) -> None:
+    p = command("export", "the model with its preprocessing as ONNX or TorchScript: [0, 1] images in, "
+                "probabilities out")
+    p.add_argument("run_dir", help="run directory or pretrained:NAME")
+    p.add_argument("--format", default="onnx", help="onnx or torchscript (default: onnx)")
+    p.add_argument("--out", default=None, metavar="FILE", help="the file to write (default: RUN_DIR.onnx or "
+                   "RUN_DIR.pt beside the run)")
+    p.add_argument("--dynamic-batch", action="store_true", help="take any number of images per call (default: "
+                   "exactly --batch)")
+    p.add_argument("--batch", type=int, default=1, help="images per call of a fixed export (default: 1)")
+    p.set_defaults(handler=_export)
+
+
+def _export(args) -> None:
+    from cnnlab.export import export_model
+
+    export_model(args.run_dir, args.format, args.out, dynamic_batch=args.dynamic_batch, batch=args.batch)
 
 
 def _add_explain_commands(command) -> None:
