@@ -307,6 +307,39 @@ def _add_habit_commands(command) -> None:
     p.set_defaults(handler=_export)
 
 
+    p = command("lr-find", "the learning-rate range test: loss against an exponentially growing rate, and the "
+                "rate to train with")
+    _option(p, "--model", metavar="NAME|SPEC", help="registered name (cnnlab models) or a spec string")
+    _add_lr_find_options(p)
+    p.add_argument("--start", type=float, default=1e-7, help="the first learning rate (default: 1e-7)")
+    p.add_argument("--end", type=float, default=10.0, help="the last learning rate (default: 10)")
+    p.add_argument("--steps", type=int, default=100, help="batches, one rate each (default: 100)")
+    p.add_argument("--out", default="lr-find", metavar="DIR", help="folder for lr_find.png, .csv and .json "
+                   "(default: lr-find)")
+    p.set_defaults(handler=_lr_find)
+
+
+# the training options that mean the same in the range test (it runs its own schedule for --steps batches)
+LR_FIND_OPTIONS = {"--data", "--batch-size", "--optimizer", "--momentum", "--nesterov", "--weight-decay",
+                   "--label-smoothing", "--validation-split", "--test-split", "--train-fraction", "--no-shuffle",
+                   "--augment", "--image-size", "--seed", "--device", "--precision", "--workers", "--quiet"}
+
+
+def _add_lr_find_options(p: argparse.ArgumentParser) -> None:
+    """`train`'s own definitions of the options the range test shares with it."""
+    train_options = argparse.ArgumentParser(add_help=False)
+    _add_train_options(train_options, {})
+    for action in train_options._actions:
+        if LR_FIND_OPTIONS & set(action.option_strings):
+            p._add_action(action)
+
+
+def _lr_find(args) -> None:
+    from cnnlab.train.lr_find import lr_find
+
+    lr_find(**_options(args))
+
+
 def _export(args) -> None:
     from cnnlab.export import export_model
 
