@@ -143,3 +143,13 @@ def test_library_keeps_images_in_order_across_batches(run_dir, tree):
         assert torch.allclose(torch.tensor([p for _, p in a.top_k]), torch.tensor([p for _, p in b.top_k]),
                               atol=1e-6)
     assert [path for path, _ in whole.skipped] == [str(root / "a" / "broken.png")]
+
+
+def test_batch_sets_how_many_images_run_together(run_dir, tree, monkeypatch):
+    from cnnlab.run import LoadedModel
+
+    root, readable = tree
+    sizes, predict = [], LoadedModel.predict
+    monkeypatch.setattr(LoadedModel, "predict", lambda self, images: sizes.append(len(images)) or predict(self, images))
+    predict_paths(run_dir, readable, batch=2, device="cpu")
+    assert sizes == [2, 1]
