@@ -59,7 +59,7 @@ def test_folders_are_walked_for_image_suffixes(tree):
     files, missing = image_files([root, root / "gone.png"])
     assert files == [root / "a" / "b" / "deep.jpg", root / "a" / "broken.png", root / "a" / "one.png",
                      root / "zero.PNG"]
-    assert missing == [(str(root / "gone.png"), "does not exist")]
+    assert [(m.path, m.reason) for m in missing] == [(str(root / "gone.png"), "does not exist")]
 
 
 def test_csv_lists_every_readable_image_with_the_runs_probabilities(run_dir, tree):
@@ -122,6 +122,9 @@ def test_no_readable_image_is_one_line_and_exit_2(run_dir, tree):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("cnnlab predict: error: No image could be read among the 2")
     assert "skipped" in result.stderr and "does not exist" in result.stderr
+    alone = cnnlab("predict", str(run_dir), str(root / "a" / "broken.png"))  # one file: its own message, one line
+    assert alone.returncode == 2 and alone.stderr.count("\n") == 1
+    assert alone.stderr.startswith(f"cnnlab predict: error: The file {root / 'a' / 'broken.png'} is not a readable")
 
 
 @pytest.mark.parametrize("option, value, message", [("--format", "xml", "Unknown --format value 'xml'"),
@@ -142,7 +145,7 @@ def test_library_keeps_images_in_order_across_batches(run_dir, tree):
         assert [n for n, _ in a.top_k] == [n for n, _ in b.top_k]
         assert torch.allclose(torch.tensor([p for _, p in a.top_k]), torch.tensor([p for _, p in b.top_k]),
                               atol=1e-6)
-    assert [path for path, _ in whole.skipped] == [str(root / "a" / "broken.png")]
+    assert [skipped.path for skipped in whole.skipped] == [str(root / "a" / "broken.png")]
 
 
 def test_batch_sets_how_many_images_run_together(run_dir, tree, monkeypatch):

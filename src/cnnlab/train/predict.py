@@ -5,7 +5,8 @@ followed, so a loop cannot trap the walk) for files with an image suffix the
 readers know (`IMAGE_SUFFIXES`); a file named on the command line is tried
 whatever its suffix. A file that cannot be read is skipped and listed, never
 fatal, as the folder data spec does; only when no file at all can be read is
-that an error.
+that an error: a single file's own message when only one was given, else the
+list and a count.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import io
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,16 +42,24 @@ class Prediction:
 
 
 @dataclass
+class Skipped:
+    """A file left out: its printable path, why (without the path), and the whole one-line message."""
+
+    path: str
+    reason: str
+    message: str
+
+
+@dataclass
 class Predictions:
-    """What `predict_paths` gives: a prediction per readable image, and ``(path, reason)`` for each file skipped."""
+    """What `predict_paths` gives: a prediction per readable image, and each file skipped."""
 
     rows: list[Prediction] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
 
-def image_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The files `paths` stand for (folders walked for image suffixes, sorted), and ``(path, reason)`` for
-    paths that do not exist."""
+def image_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Skipped]]:
+    """The files `paths` stand for (folders walked for image suffixes, sorted), and the paths that do not exist."""
     files, missing = [], []
     for given in paths:
         path = Path(given)
@@ -58,7 +68,7 @@ def image_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[tu
         elif path.exists() or path.is_symlink():
             files.append(path)
         else:
-            missing.append((printable(path), "does not exist"))
+            missing.append(Skipped(printable(path), "does not exist", f"The image {printable(path)} does not exist."))
     return files, missing
 
 
@@ -87,7 +97,7 @@ def predict_paths(source: str | os.PathLike, paths: Sequence[str | os.PathLike],
             try:
                 images.append(loaded.load_images([path])[0][0])
             except DataError as error:
-                result.skipped.append((printable(path), getattr(error, "reason", str(error))))
+                result.skipped.append(Skipped(printable(path), getattr(error, "reason", str(error)), str(error)))
                 continue
             names.append(printable(path))
         if not images:
@@ -107,19 +117,21 @@ def predict_files(source: str | os.PathLike, images: Sequence[str | os.PathLike]
     """The top-k (class name, probability) pairs of each readable image, written as `format` to `out` (or
     printed); a line per skipped file and their count go to `warn_fn` (default: stderr).
 
-    Raises DataError when no image at all could be read.
+    Raises DataError when no image at all could be read: with one file skipped, that file's own message.
     """
     if format not in FORMATS:
         raise ConfigError(unknown("--format value", format, FORMATS))
     warn_fn = warn_fn or _stderr
     result = predict_paths(source, images, top_k=top_k, batch=batch, device=device)
-    for path, reason in result.skipped:
-        warn_fn(f"skipped {path}: {reason}")
+    if not result.rows and len(result.skipped) == 1:
+        raise DataError(result.skipped[0].message)
+    for skipped in result.skipped:
+        warn_fn(f"skipped {skipped.path}: {skipped.reason}")
     if result.skipped:
         warn_fn(f"{len(result.skipped)} file(s) skipped, {len(result.rows)} predicted")
     if not result.rows:
-        raise DataError(f"No image could be read among the {len(images)} path(s) given; see the skipped files "
-                        f"above.")
+        raise DataError(f"No image could be read among the {len(result.skipped)} file(s) given; see the skipped "
+                        f"files above.")
     text = {"table": _table, "csv": _csv, "json": _json}[format](result.rows)
     if out is None:
         print_fn(text.rstrip("\n"))
@@ -129,8 +141,6 @@ def predict_files(source: str | os.PathLike, images: Sequence[str | os.PathLike]
 
 
 def _stderr(line: str) -> None:
-    import sys
-
     print(line, file=sys.stderr)
 
 
