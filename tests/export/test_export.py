@@ -126,3 +126,10 @@ def test_run_exported_reads_only_model_files(tmp_path):
     junk.write_bytes(np.arange(10, dtype=np.uint8).tobytes())
     with pytest.raises(ModelError, match="not a readable ONNX model"):
         run_exported(junk, images(1))
+
+
+def test_the_check_images_are_seeded_and_cover_the_unit_range():
+    first, again = api.check_images((1, 8, 8), 4), api.check_images((1, 8, 8), 4)
+    assert torch.equal(first, again) and first.shape == (4, 1, 8, 8)
+    assert 0 <= first.min() < 0.05 and 0.95 < first.max() <= 1
+    assert all(not torch.equal(first[0], image) for image in first[1:])
