@@ -158,10 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.set_defaults(handler=_evaluate)
 
-    p = command("predict", "top-k classes for image files")
+    p = command("predict", "top-k classes for image files and folders")
     p.add_argument("run_dir", help="run directory or pretrained:NAME")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", metavar="PATH", help="image files, or folders walked recursively for images")
     p.add_argument("--top-k", type=int, default=5, help="classes shown per image (default: 5)")
+    p.add_argument("--format", default="table", help="table, csv or json (default: table)")
+    p.add_argument("--out", default=None, metavar="FILE", help="write there instead of printing (default: stdout)")
+    p.add_argument("--batch", type=int, default=64, help="images read and run together (default: 64)")
     _add_device(p)
     p.set_defaults(handler=_predict)
 
@@ -193,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "is 503 (default: 16)")
     _add_device(p)
     p.set_defaults(handler=_serve)
+
+    _add_habit_commands(command)
 
     p = command("models", "list registered models and backbones")
     p.set_defaults(handler=_models)
@@ -247,7 +252,8 @@ def _evaluate(args) -> None:
 def _predict(args) -> None:
     from cnnlab.train.api import predict_files
 
-    predict_files(args.run_dir, args.images, top_k=args.top_k, device=args.device)
+    predict_files(args.run_dir, args.images, top_k=args.top_k, device=args.device, batch=args.batch,
+                  format=args.format, out=args.out)
 
 
 def _summary(args) -> None:
@@ -286,6 +292,58 @@ def _datasets(args) -> None:
 
     for name, description in list_datasets().items():
         print(f"{name:<16} {description}")
+
+
+def _add_habit_commands(command) -> None:
+    p = command("export", "the model with its preprocessing as ONNX or TorchScript: [0, 1] images in, "
+                "probabilities out")
+    p.add_argument("run_dir", help="run directory or pretrained:NAME")
+    p.add_argument("--format", default="onnx", help="onnx or torchscript (default: onnx)")
+    p.add_argument("--out", default=None, metavar="FILE", help="the file to write (default: RUN_DIR.onnx or "
+                   "RUN_DIR.pt beside the run)")
+    p.add_argument("--dynamic-batch", action="store_true", help="take any number of images per call (default: "
+                   "exactly --batch)")
+    p.add_argument("--batch", type=int, default=1, help="images per call of a fixed export (default: 1)")
+    p.set_defaults(handler=_export)
+
+
+    p = command("lr-find", "the learning-rate range test: loss against an exponentially growing rate, and the "
+                "rate to train with")
+    _option(p, "--model", metavar="NAME|SPEC", help="registered name (cnnlab models) or a spec string")
+    _add_lr_find_options(p)
+    p.add_argument("--start", type=float, default=1e-7, help="the first learning rate (default: 1e-7)")
+    p.add_argument("--end", type=float, default=10.0, help="the last learning rate (default: 10)")
+    p.add_argument("--steps", type=int, default=100, help="batches, one rate each (default: 100)")
+    p.add_argument("--out", default="lr-find", metavar="DIR", help="folder for lr_find.png, .csv and .json "
+                   "(default: lr-find)")
+    p.set_defaults(handler=_lr_find)
+
+
+# the training options that mean the same in the range test (it runs its own schedule for --steps batches)
+LR_FIND_OPTIONS = {"--data", "--batch-size", "--optimizer", "--momentum", "--nesterov", "--weight-decay",
+                   "--label-smoothing", "--validation-split", "--test-split", "--train-fraction", "--no-shuffle",
+                   "--augment", "--image-size", "--seed", "--device", "--precision", "--workers", "--quiet"}
+
+
+def _add_lr_find_options(p: argparse.ArgumentParser) -> None:
+    """`train`'s own definitions of the options the range test shares with it."""
+    train_options = argparse.ArgumentParser(add_help=False)
+    _add_train_options(train_options, {})
+    for action in train_options._actions:
+        if LR_FIND_OPTIONS & set(action.option_strings):
+            p._add_action(action)
+
+
+def _lr_find(args) -> None:
+    from cnnlab.train.lr_find import lr_find
+
+    lr_find(**_options(args))
+
+
+def _export(args) -> None:
+    from cnnlab.export import export_model
+
+    export_model(args.run_dir, args.format, args.out, dynamic_batch=args.dynamic_batch, batch=args.batch)
 
 
 def _add_explain_commands(command) -> None:

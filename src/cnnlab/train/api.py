@@ -19,6 +19,7 @@ from cnnlab.run import Run, RunConfig, TrainConfig, load_model
 from cnnlab.loop.optim import build_optimizer, build_scheduler
 from cnnlab.loop.distributed import World
 from cnnlab.loop.launch import has_config, launch_workers, worker_world
+from cnnlab.train.predict import predict_files  # noqa: F401  (the `predict` command's, kept importable here)
 from cnnlab.train.scratch_run import ScratchJob, check_supported
 from cnnlab.loop.session import (TrainResult, describe_run, reopen_run, report_data, run_job, settle_precision,
                                  standard_callbacks, start_run)
@@ -217,25 +218,6 @@ class _Prepared:
     def __getitem__(self, index):
         image, label = self.data[index]
         return self.loaded.prepare(image), label
-
-
-def predict_files(source: str, images: Sequence[str], top_k: int = 5, device: str = "auto",
-                  print_fn=print) -> list[list[tuple[str, float]]]:
-    """The top-k (class name, probability) pairs for each image file; printed one block per image."""
-    if top_k < 1:
-        raise ConfigError(f"The --top-k option of cnnlab predict must be an integer >= 1. Got {top_k} instead.")
-    loaded = load_model(source, device)
-    batch, _ = loaded.load_images(images)
-    probabilities = loaded.predict(batch)
-    results = []
-    for path, row in zip(images, probabilities):
-        values, indices = row.topk(min(top_k, len(row)))
-        pairs = [(loaded.class_names[i], float(v)) for v, i in zip(values, indices)]
-        results.append(pairs)
-        print_fn(f"{path}:")
-        for rank, (name, probability) in enumerate(pairs, 1):
-            print_fn(f"  {rank}. {name:<30} {probability:.4f}")
-    return results
 
 
 def summarize(model: str, input_size: str | Sequence[int] | None = None, num_classes: int = 10, print_fn=print):
