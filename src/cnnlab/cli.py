@@ -200,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.set_defaults(handler=_serve)
 
+    p = command("samples", "write the images the README and docs use (digits, a face, photos) into a folder")
+    p.add_argument("directory", metavar="DIR", help="folder to write into (created when missing)")
+    p.set_defaults(handler=_samples)
+
     p = command("models", "list registered models and backbones")
     p.set_defaults(handler=_models)
     p = command("datasets", "list data specs")
@@ -285,6 +289,12 @@ def _report(args) -> None:
     from cnnlab.report import write_report
 
     write_report(args.run_dir, data=args.data, samples=args.samples, out=args.out, device=args.device)
+
+
+def _samples(args) -> None:
+    from cnnlab.samples import write_samples
+
+    write_samples(args.directory)
 
 
 def _datasets(args) -> None:
