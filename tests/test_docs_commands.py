@@ -2,8 +2,8 @@
 
 Each doc's commands run in a fresh folder after `cnnlab samples .`, so later
 commands find the runs that earlier ones wrote. Only sizes are made tiny
-(`--epochs N` becomes 1, fine-tuning works on 32x32 images, evaluation and
-activation maximisation take few steps); the commands are otherwise as
+(`--epochs N` becomes 1, fine-tuning works on a tenth of the training images
+at 32x32, evaluation and activation maximisation take few steps); the commands are otherwise as
 written. A command whose documented output is an error line must fail with
 exit code 2 and exactly that line. Usage lines (``[--option X]``, ``A|B``,
 PLACEHOLDERS) are not commands: each of their options must be one the
@@ -130,6 +130,7 @@ def tiny(words: list[str]) -> list[str]:
         setting("--unfreeze-after", "1", append=False)
     if command == "finetune":
         setting("--image-size", "32")  # a backbone pass at 224x224 costs seconds per batch on a CPU
+        setting("--train-fraction", "0.1")  # an unfrozen backbone trains on a tenth of the images (stratified)
     if command == "explain" and words[1].startswith("pretrained:") and "--patch" not in words:
         words += ["--patch", "112", "--stride", "112"]  # occlusion of a 224x224 input in 4 patches, not 49
     if command == "explain" and "--evaluate" in words:
