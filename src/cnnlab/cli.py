@@ -17,6 +17,8 @@ from cnnlab import __version__
 from cnnlab.errors import CnnlabError, similar
 from cnnlab.explain.metrics.settings import add_arguments as add_evaluate_arguments
 from cnnlab.explain.metrics.settings import settings_from as evaluate_settings
+from cnnlab.explain.api import VISUALIZATIONS
+from cnnlab.explain.registry import METHODS
 from cnnlab.run.config import DEFAULT_LR, TrainConfig
 
 TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -52,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
         return [name for name, _ in self._child_parsers()]
 
     def _option_names(self) -> set[str]:
-        return {o for action in self._actions for o in action.option_strings if o.startswith("--")}
+        return {o for action in self._actions for o in action.option_strings if o.startswith("--") and o != "--help"}
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -74,7 +76,8 @@ def _option(parser, *names, shown=argparse.SUPPRESS, **kwargs):
 
 def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     d = {**TRAIN_DEFAULTS, **defaults}
-    _option(p, "--data", metavar="SPEC", help="data spec: digits, lfw-faces, mnist:DIR, folder:DIR, flowers102:DIR")
+    _option(p, "--data", metavar="SPEC", help="data spec: digits, lfw-faces, mnist:DIR, folder:DIR, flowers102:DIR "
+            "(required, except with --resume)")
     _option(p, "--epochs", type=int, shown=d["epochs"], help="passes over the training split")
     _option(p, "--batch-size", type=int, shown=d["batch_size"], help="images per update (the global batch)")
     _option(p, "--optimizer", shown=d["optimizer"], help="sgd, adam or adamw")
@@ -94,12 +97,13 @@ def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
             "(default: none)")
     _option(p, "--image-size", type=int, metavar="N", help="resize images to NxN (default: the data's own)")
     _option(p, "--seed", type=int, shown=d["seed"], help="seeds splits, initialisation, order and augmentation")
-    _option(p, "--device", shown=d["device"], help="auto: cuda when present")
+    _option(p, "--device", shown=d["device"], help="auto, cpu or cuda; auto: cuda when present")
     _option(p, "--precision", shown=d["precision"],
             help="fp32, bf16 autocast, fp16 autocast with a grad scaler (CUDA), or auto: bf16 where a measured "
             "training step is faster with it")
-    _option(p, "--patience", type=int, metavar="N", help="early stopping after N epochs without a better val_loss")
-    _option(p, "--reduce-lr-patience", type=int, metavar="N", help="halve lr after N epochs without progress")
+    _option(p, "--patience", type=int, metavar="N", help="early stopping after N epochs without a better val_loss "
+            "(default: off)")
+    _option(p, "--reduce-lr-patience", type=int, metavar="N", help="halve lr after N epochs without progress (default: off)")
     _option(p, "--workers", type=int, shown=d["workers"], help="DataLoader worker processes for file data")
     _option(p, "--compile", action="store_true", help="torch.compile the model for training steps "
             "(pays on large models and GPUs; the first epoch compiles)")
@@ -112,12 +116,12 @@ def _add_train_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the result line")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: runs/<data>-<model>)")
     p.add_argument("--resume", default=None, metavar="DIR",
-                   help="finish the run in DIR as it was started, from its checkpoint")
+                   help="finish the run in DIR as it was started, from its checkpoint (default: none, a new run)")
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto",
-                   help="where the model runs (default: auto, cuda when present)")
+                   help="auto, cpu, cuda or cuda:N (default: auto, cuda when present)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,13 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=_Help)
 
     p = command("train", "train a CNN from a spec on a data set")
-    _option(p, "--model", metavar="NAME|SPEC", help="registered name (cnnlab models) or a spec string")
+    _option(p, "--model", metavar="NAME|SPEC", help="registered name (cnnlab models) or a spec string (required, "
+            "except with --resume)")
     _option(p, "--engine", shown="torch", help="numpy: the from-scratch engine")
     _add_train_options(p, {})
     p.set_defaults(handler=_train)
 
     p = command("finetune", "fine-tune a pretrained backbone with a new head on a data set")
-    _option(p, "--backbone", metavar="NAME", help="efficientnet_lite0, resnet18 ... resnet152 or timm:NAME")
+    _option(p, "--backbone", metavar="NAME", help="efficientnet_lite0, resnet18 ... resnet152 or timm:NAME "
+            "(required, except with --resume)")
     _option(p, "--weights", metavar="FILE", help="pretrained weights (default: found on disk)")
     _option(p, "--freeze", shown="backbone", help="backbone, none or until:LAYER (the first layer that trains)")
     _option(p, "--unfreeze-after", type=int, metavar="N", help="unfreeze after N epochs (default: never)")
@@ -198,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_serve)
 
     _add_habit_commands(command)
+
+    p = command("samples", "write the images the README and docs use (digits, a face, photos) into a folder")
+    p.add_argument("directory", metavar="DIR", help="folder to write into (created when missing)")
+    p.set_defaults(handler=_samples)
 
     p = command("models", "list registered models and backbones")
     p.set_defaults(handler=_models)
@@ -287,6 +297,12 @@ def _report(args) -> None:
     write_report(args.run_dir, data=args.data, samples=args.samples, out=args.out, device=args.device)
 
 
+def _samples(args) -> None:
+    from cnnlab.samples import write_samples
+
+    write_samples(args.directory)
+
+
 def _datasets(args) -> None:
     from cnnlab.data import list_datasets
 
@@ -350,8 +366,8 @@ def _add_explain_commands(command) -> None:
     p = command("explain", "saliency, guided backprop, Grad-CAM and occlusion maps for image files")
     p.add_argument("model", help="run directory or pretrained:NAME")
     p.add_argument("images", nargs="+")
-    p.add_argument("--method", default="gradcam", help="comma-separated method names; see 'cnnlab explain "
-                   "--help' (default: gradcam)")
+    p.add_argument("--method", default="gradcam", help="comma-separated method names: " + ", ".join(METHODS)
+                   + " (default: gradcam)")
     p.add_argument("--target", default=None, help="class index or name (default: the predicted class)")
     p.add_argument("--layer", default=None, help="layer of Grad-CAM and the other layer methods (default: the "
                    "last spatial feature map after its activation)")
@@ -371,10 +387,14 @@ def _add_explain_commands(command) -> None:
 
     p = command("visualize", "first-layer filters, feature maps, activation maximisation")
     p.add_argument("model", help="run directory or pretrained:NAME")
-    p.add_argument("--what", required=True, help="filters, feature-maps or activation-max")
-    p.add_argument("--layer", default=None, help="layer name (feature maps: comma-separated)")
-    p.add_argument("--image", default=None, help="image for feature maps")
-    p.add_argument("--classes", default=None, help="activation-max: class names or indices (channels with --layer)")
+    p.add_argument("--what", required=True, help=", ".join(VISUALIZATIONS[:-1]) + " or " + VISUALIZATIONS[-1]
+                   + " (required)")
+    p.add_argument("--layer", default=None, help="layer name, comma-separated for feature maps (default: the "
+                   "first convolution for filters, up to four convolutions for feature maps, the classes for "
+                   "activation-max)")
+    p.add_argument("--image", default=None, help="image for feature maps (default: none; feature-maps needs one)")
+    p.add_argument("--classes", default=None, help="activation-max: class names or indices (channels with --layer) "
+                   "(default: the first ten)")
     p.add_argument("--steps", type=int, default=200, help="activation-max gradient steps (default: 200)")
     p.add_argument("--input-range", default="0,1", help="activation-max: LOW,HIGH of the input (default: 0,1)")
     p.add_argument("--jitter", type=int, default=1, help="pixels of random shift per step (default: 1)")

@@ -43,6 +43,9 @@ class RunInUseError(CnnlabError, BlockingIOError):
 class OutputError(CnnlabError, OSError):
     """A file or directory cannot be written: not writable, no space left, a file where a folder should be."""
 
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno 20]" in front
+        return self.strerror if self.errno is not None and self.strerror else super().__str__()
+
 
 class TrainingError(CnnlabError, ArithmeticError):
     """Training cannot go on: the loss became infinite or NaN."""

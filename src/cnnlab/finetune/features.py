@@ -19,6 +19,7 @@ from cnnlab.data.datasets import ArrayDataset
 from cnnlab.device import autocast_dtype
 from cnnlab.loop.distributed import World
 from cnnlab.models.backbones import set_submodule
+from cnnlab.progress import progress
 
 
 @contextmanager
@@ -51,7 +52,8 @@ def extract_features(model: nn.Module, classifier: str, data, preprocess: nn.Mod
     features = []
     try:
         with headless(model, classifier):
-            for x in _image_batches(data, batch_size, workers, device.type == "cuda"):
+            batches = _image_batches(data, batch_size, workers, device.type == "cuda")
+            for x in progress(batches, total=-(-len(data) // batch_size), desc="backbone features"):
                 x = x.to(device, non_blocking=True)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)

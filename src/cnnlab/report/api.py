@@ -21,6 +21,7 @@ from cnnlab.explain.features import convolution_names
 from cnnlab.explain.render import grid_figure
 from cnnlab.files import check_writable, make_directory, output_error, write_text
 from cnnlab.models.summary import Summary, summary
+from cnnlab.progress import progress
 from cnnlab.report import metrics as scores
 from cnnlab.report.diagram import diagram_figure, shape_text
 from cnnlab.report.evaluation import Evaluation, evaluate
@@ -108,16 +109,18 @@ def _build(run: Run, loaded: LoadedModel, data, samples, print_fn) -> tuple[str,
     network = loaded.network
     has_conv = bool(convolution_names(network))
     layers = summary(loaded.model, loaded.input_shape, title=run.config.name, print_fn=None)
-    sections = [
-        ("overview", "Overview", _overview(run.config, loaded, run_metrics, evaluation)),
-        ("curves", "Training", _curves(history, pictures)),
-        ("errors", "Errors", _errors(evaluation, pictures)),
-        ("top-losses", "Top losses", _top_losses(evaluation, network, has_conv, pictures)),
-        ("architecture", "Architecture", _architecture(loaded, layers, pictures)),
-        ("inside", "Inside the network", _inside(evaluation, network, has_conv, layers.mult_adds, pictures)),
-        ("faithfulness", "Faithfulness", faithfulness_section(evaluation, network, has_conv,
-                                                              layers.mult_adds > BIG_NETWORK, pictures)),
+    # each section is built when the bar reaches it: a report of a big network takes a minute or two
+    builders = [
+        ("overview", "Overview", lambda: _overview(run.config, loaded, run_metrics, evaluation)),
+        ("curves", "Training", lambda: _curves(history, pictures)),
+        ("errors", "Errors", lambda: _errors(evaluation, pictures)),
+        ("top-losses", "Top losses", lambda: _top_losses(evaluation, network, has_conv, pictures)),
+        ("architecture", "Architecture", lambda: _architecture(loaded, layers, pictures)),
+        ("inside", "Inside the network", lambda: _inside(evaluation, network, has_conv, layers.mult_adds, pictures)),
+        ("faithfulness", "Faithfulness", lambda: faithfulness_section(evaluation, network, has_conv,
+                                                                      layers.mult_adds > BIG_NETWORK, pictures)),
     ]
+    sections = [(key, title, build()) for key, title, build in progress(builders, desc="report")]
     name = run_dir.resolve().name
     subtitle = escape(f"{run.config.name} on {run.config.data} · "
                       f"{len(loaded.class_names)} classes · input {shape_text(loaded.input_shape)}")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from cnnlab.errors import ConfigError, DataError, invalid
+from cnnlab.progress import progress
 from cnnlab.run import LoadedModel, Run
 
 BATCH = 64
@@ -62,8 +63,9 @@ def evaluate(run: Run, loaded: LoadedModel, data: str | None = None, samples: in
     if samples is not None and samples < total:
         positions = np.sort(np.random.default_rng(seed).choice(total, size=int(samples), replace=False))
     labels = np.asarray(test.targets)[positions]
+    starts = range(0, len(positions), BATCH)
     probabilities = [loaded.predict(_load(test, positions[start:start + BATCH], loaded)).numpy()
-                     for start in range(0, len(positions), BATCH)]
+                     for start in progress(starts, desc="evaluating")]
     classes = len(loaded.class_names)
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, classes), np.float32)
     return Evaluation(test, positions, labels, probabilities, total, spec, loaded, seed)

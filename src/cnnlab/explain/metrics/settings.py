@@ -168,7 +168,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rank the methods by faithfulness: all (default), or comma-separated deletion, "
                              "insertion, road, confidence, randomisation, pointing")
     parser.add_argument("--regions", default=None, metavar="FILE",
-                        help="JSON of object boxes or mask PNGs per image, for the pointing game")
+                        help="JSON of object boxes or mask PNGs per image, for the pointing game (default: "
+                             "none, no pointing game)")
     kinds = {"steps": int, "stages": int, "seed": int, "road_noise": float, "tolerance": float}
     for field in fields(Settings):
         option, text = OPTIONS[field.name]
