@@ -50,6 +50,7 @@ class Method:
     options: Mapping[str, Option] = field(default_factory=dict)
     reference: str = ""  # the peer implementation its tests compare with
     figure: str = "overlay"  # how `cnnlab explain` draws one image: "overlay", or "occlusion" (3 panels)
+    class_specific: bool = True  # the map depends on the target class (False: one map for every class)
     slow: bool = False  # many passes per image (one per patch, step or sample): seconds on a CPU for a large
     # input, so the web page computes it for large inputs only when asked
 
@@ -81,7 +82,8 @@ _METHODS: dict[str, Method] = {}
 
 def register_method(name: str, summary: str, *, units: str, layer: bool = False, gradients: bool = True,
                     signed: bool = False, percentile: float = 100.0, options: Mapping[str, Option] | None = None,
-                    reference: str = "", figure: str = "overlay", slow: bool = False):
+                    reference: str = "", figure: str = "overlay", slow: bool = False,
+                    class_specific: bool = True):
     """Decorator: register ``fn(model, images, target=None, **options) -> (N, H, W)`` as the method `name`."""
 
     def decorate(fn):
@@ -90,7 +92,7 @@ def register_method(name: str, summary: str, *, units: str, layer: bool = False,
         if missing:
             raise TypeError(f"{fn.__qualname__} does not take the options its registration names: {missing}")
         _METHODS[name] = Method(name, fn, summary, units, layer, gradients, signed, percentile, dict(options or {}),
-                                reference, figure, slow)
+                                reference, figure, class_specific, slow)
         return fn
 
     return decorate

@@ -395,7 +395,8 @@ def _explanations(evaluation: Evaluation, network, chosen: dict[int, int], some:
     more = f" (the first {len(classes)})" if some else ""
     return ("<h3>What the network looks at, one test image per class</h3>"
             f'<p class="note">Each class{more} by its most confidently right test image, explained for that class: '
-            "saliency (|gradient| of the logit), guided backprop, Grad-CAM on the last convolutional layer, and "
+            "saliency (|gradient| of the logit), guided backprop, Grad-CAM on the last feature map after its "
+            "activation, and "
             "occlusion (how much the probability drops when a patch hides each spot). Red = most important; each "
             "map is scaled on its own.</p>" + grid(items, wide=True))
 

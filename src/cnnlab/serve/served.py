@@ -148,7 +148,8 @@ class ServedModel:
 def method_info(method: Method, small: bool) -> dict:
     """What the page needs to show a method and its controls."""
     return {"name": method.name, "summary": method.summary, "units": method.units, "signed": method.signed,
-            "layer": method.layer, "gradients": method.gradients, "slow": method.slow,
+            "layer": method.layer, "gradients": method.gradients,
+            "class_specific": method.class_specific, "slow": method.slow,
             "auto": small or not method.slow, "percentile": method.percentile,
             "options": {name: {"default": option.default, "help": option.help, "type": option.type.__name__,
                                "minimum": option.minimum} for name, option in method.options.items()}}

@@ -30,7 +30,7 @@ def principal_component(activation: torch.Tensor, gradient: None = None) -> torc
 
 @register_method("eigencam", "Eigen-CAM: the layer's first principal component, no gradient, the same for "
                  "every target (Muhammad & Yeasin)", units="Eigen-CAM (activation units)", layer=True,
-                 gradients=False, reference="pytorch-grad-cam EigenCAM")
+                 gradients=False, class_specific=False, reference="pytorch-grad-cam EigenCAM")
 def eigencam(model: nn.Module, images: torch.Tensor, target: Target = None, layer: str | None = None) -> torch.Tensor:
     """Eigen-CAM maps, (N, H, W), for `layer` (default: `find_layer`'s); `target` is only checked."""
     return class_activation_map(model, images, target, layer, principal_component, gradient=False)
