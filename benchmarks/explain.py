@@ -291,6 +291,9 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: elapsed time; cpu: this process's CPU time, steadier on a shared machine")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--methods", default=None, help="comma-separated methods to time (default: all)")
+    parser.add_argument("--drop", default="", help="comma-separated contender names (or parts of them) to leave "
+                        "out, e.g. 'default' for captum's unbounded passes at a batch that would not fit in memory")
     args = parser.parse_args()
     if args.quick:
         args.size, args.patch, args.rounds, args.occlusion_rounds = 64, 32, 2, 1
@@ -309,6 +312,10 @@ def main() -> None:
             with torch.no_grad():
                 target = model(x).argmax(dim=-1)
             table = contenders(model, layer, x, target, args.patch)
+            wanted = set(args.methods.split(",")) if args.methods else None
+            dropped = [part for part in args.drop.split(",") if part]
+            table = {name: entry for name, entry in table.items() if (entry[0] == "floor" or wanted is None
+                     or entry[0] in wanted) and not any(part in name for part in dropped)}
             seconds = measure(table, args.rounds, args.occlusion_rounds, clock)
             channels = find_layer(model, layer)[1].out_channels
             passes = {"occlusion": (args.size // args.patch) ** 2 + 1, "scorecam": channels + 1,

@@ -16,13 +16,18 @@ def test_every_image_is_its_source_pixel_for_pixel(tmp_path):
     printed = []
     written = write_samples(tmp_path / "new" / "folder", print_fn=printed.append)
     folder = tmp_path / "new" / "folder"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in written)
+    assert sorted(p for p in folder.rglob("*") if p.is_file()) == sorted(written)
     assert len(printed) == len(written) and all(line.startswith(str(folder)) for line in printed)
     digits = load_digits()
     for name, index in (("three.png", 3), ("digit1700.png", 1700), ("digit1720.png", 1720), ("digit1745.png", 1745)):
         pixels = np.asarray(Image.open(folder / name))
         np.testing.assert_array_equal(pixels, np.round(digits.images[index] * 255 / 16))
     assert digits.target[3] == 3
+    last = range(len(digits.images) - 20, len(digits.images))
+    assert sorted(folder.glob("digits/*/*.png")) == sorted(folder / f"digits/{digits.target[i]}/digit{i}.png" for i in last)
+    for i in last:
+        pixels = np.asarray(Image.open(folder / f"digits/{digits.target[i]}/digit{i}.png"))
+        np.testing.assert_array_equal(pixels, np.round(digits.images[i] * 255 / 16))
     np.testing.assert_array_equal(np.asarray(Image.open(folder / "face0.png")), np.round(photos.lfw_subset()[0] * 255))
     for name in ("chelsea", "coffee", "camera", "astronaut", "rocket"):
         np.testing.assert_array_equal(np.asarray(Image.open(folder / f"{name}.png")), getattr(photos, name)())

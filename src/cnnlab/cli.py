@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import textwrap
 
 from cnnlab import __version__
 from cnnlab.errors import CnnlabError, similar
@@ -58,7 +59,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
-    """Help that shows each option's default, also for options whose parsed default is SUPPRESS."""
+    """Help that shows each option's default, also for options whose parsed default is SUPPRESS, and never
+    breaks a line inside a hyphenated name (``gradcam-guided``, ``--max-restarts``)."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -325,10 +330,10 @@ def _add_habit_commands(command) -> None:
 
     p = command("lr-find", "the learning-rate range test: loss against an exponentially growing rate, and the "
                 "rate to train with")
-    _option(p, "--model", metavar="NAME|SPEC", help="registered name (cnnlab models) or a spec string")
+    _option(p, "--model", metavar="NAME|SPEC", help="registered name (cnnlab models) or a spec string (required)")
     _add_lr_find_options(p)
-    p.add_argument("--start", type=float, default=1e-7, help="the first learning rate (default: 1e-7)")
-    p.add_argument("--end", type=float, default=10.0, help="the last learning rate (default: 10)")
+    p.add_argument("--start", type=float, default=1e-7, help="the first learning rate (default: 1e-07)")
+    p.add_argument("--end", type=float, default=10.0, help="the last learning rate (default: 10.0)")
     p.add_argument("--steps", type=int, default=100, help="batches, one rate each (default: 100)")
     p.add_argument("--out", default="lr-find", metavar="DIR", help="folder for lr_find.png, .csv and .json "
                    "(default: lr-find)")
@@ -372,7 +377,8 @@ def _add_explain_commands(command) -> None:
     p.add_argument("--layer", default=None, help="layer of Grad-CAM and the other layer methods (default: the "
                    "last spatial feature map after its activation)")
     p.add_argument("--option", action="append", default=None, metavar="NAME=VALUE",
-                   help="a method option, e.g. steps=16 (repeatable); passed to the methods that take it")
+                   help="a method option, e.g. steps=16 (repeatable); passed to the methods that take it "
+                   "(default: none, each method's own defaults)")
     p.add_argument("--scale", default="fixed", choices=("fixed", "relative"),
                    help="occlusion colour scale: fixed probabilities [0, 1] or relative to the map (default: fixed)")
     p.add_argument("--out", default="explanations", help="output folder (default: explanations)")
