@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-docs bench clean
 
 # torch and torchvision are pinned here (pip takes this pair from local disk);
 # pyproject asks only for compatible ranges.
@@ -28,6 +28,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.dev
 	$(PY) -m pytest -n 2 -q
+
+# Every `cnnlab` command of README.md and docs/*.md, run as written in a fresh folder with only sizes shrunk.
+test-docs: $(VENV)/.dev
+	$(PY) -m pytest -n 2 -q -m docs tests/test_docs_commands.py
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/train_throughput.py

@@ -179,6 +179,7 @@ def _runs_read(commands: list[Command]) -> list[str]:
     return needed
 
 
+@pytest.mark.docs
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_every_documented_command_runs_as_written(doc, tmp_path):
     commands = doc_commands(doc)
