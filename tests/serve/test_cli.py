@@ -20,7 +20,7 @@ def test_serving_beyond_loopback_prints_a_token_and_every_request_needs_it(digit
                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         line = process.stdout.readline()
-        found = re.search(r"open http://0\.0\.0\.0:(\d+)/\?token=([A-Za-z0-9_-]{32})\b", line)
+        found = re.search(r"open http://0\.0\.0\.0:(\d+)/\?token=([A-Za-z0-9_-]{32})(?![A-Za-z0-9_-])", line)
         assert found, line + process.stderr.read() if process.poll() is not None else line
         port, token = found.groups()
         base = f"http://127.0.0.1:{port}"
