@@ -25,7 +25,7 @@ MUTANTS = [
            "SOURCE+ACTIVATION captures the output of that activation"),
     Mutant("src/cnnlab/explain/layers.py", "    for size in (224, 64, 32, 28, 16):",
            "    for size in (224, 64):", TESTS, "without images a probe size the model takes is found"),
-    Mutant("src/cnnlab/explain/methods/gradcam.py",
+    Mutant("src/cnnlab/explain/cam.py",
            "    name, module = find_layer(model, layer, x)\n    with borrowed(model), Hooks() as hooks:\n"
            "        capture = hooks.capture(module)\n",
            "    name, module = find_layer(model, layer or 'conv2', x)\n    with borrowed(model), Hooks() as hooks:\n"
