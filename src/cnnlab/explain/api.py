@@ -173,7 +173,7 @@ def explain_files(model: str | os.PathLike | LoadedModel, images: Sequence[str |
     sheet: dict[str, list[np.ndarray]] = {}
     percentiles, used_options, units, limits = {}, {}, {}, {}
     for method in methods:
-        options = {"layer": layer} if method.layer else {}
+        options = {"layer": shown_layer} if method.layer else {}
         if method.figure == "occlusion":
             options = {"batch": batch, "patch": patch, "stride": stride, "fill": fill}
         options = used_options[method.name] = method.check({**options, **extra_options.get(method.name, {})})
